@@ -1,0 +1,41 @@
+"""ntcourse: the helper package of the course "Entropic Forces in Deep Learning".
+
+Notebooks start with ``import ntcourse as nt; nt.setup()`` and use the names re-exported
+here. Modules, from the ground up: ``runtime`` (device, seed, scale), ``landscapes`` and
+``schedules`` (analytic losses, learning-rate schedules), ``dynamics`` (batched SGD, SignGD,
+Langevin), ``thermo`` (stationary predictions and estimators), ``plotting``, ``widgets`` and
+``report`` (what a reader sees).
+"""
+
+from . import dynamics, landscapes, plotting, report, runtime, schedules, thermo, widgets
+from .dynamics import (
+    DivergenceError,
+    GaussianNoise,
+    StepState,
+    Trajectory,
+    covariance_noise,
+    hessian_noise,
+    isotropic_noise,
+    langevin,
+    sgd,
+    signgd,
+)
+from .landscapes import Quadratic, diagonal_quadratic, quadratic
+from .plotting import CYCLE, PALETTE, apply_style
+from .report import Comparison, compare, compare_table, glue
+from .runtime import Runtime, by_scale, generator, get_device, get_scale, get_seed, seed_everything, setup
+from .schedules import Constant, Cosine, InverseTime, Linear, Schedule, WarmupStableDecay, as_schedule
+from .thermo import Estimate, continuous_lyapunov, discrete_lyapunov, replica_estimate
+from .widgets import explorer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CYCLE", "Comparison", "Constant", "Cosine", "DivergenceError", "Estimate", "GaussianNoise",
+    "InverseTime", "Linear", "PALETTE", "Quadratic", "Runtime", "Schedule", "StepState", "Trajectory",
+    "WarmupStableDecay", "apply_style", "as_schedule", "by_scale", "compare", "compare_table",
+    "continuous_lyapunov", "covariance_noise", "diagonal_quadratic", "discrete_lyapunov", "dynamics",
+    "explorer", "generator", "get_device", "get_scale", "get_seed", "glue", "hessian_noise",
+    "isotropic_noise", "landscapes", "langevin", "plotting", "quadratic", "replica_estimate", "report",
+    "runtime", "schedules", "seed_everything", "setup", "sgd", "signgd", "thermo", "widgets",
+]

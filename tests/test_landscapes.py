@@ -1,0 +1,64 @@
+import pytest
+import torch
+from torch.func import grad, hessian
+
+import ntcourse as nt
+
+
+def random_psd(d, gen, rank=None):
+    m = torch.randn(d, rank or d, generator=gen, dtype=torch.float64)
+    return m @ m.T
+
+
+def test_quadratic_loss_grad_hessian_match_autodiff(gen):
+    a = random_psd(5, gen)
+    c = torch.randn(5, generator=gen, dtype=torch.float64)
+    q = nt.quadratic(a, c)
+    theta = torch.randn(7, 5, generator=gen, dtype=torch.float64)  # 7 replicas
+    # Loss by hand, replica by replica (a test may loop; the package may not).
+    by_hand = torch.stack([0.5 * (t - c) @ a @ (t - c) for t in theta])
+    torch.testing.assert_close(q.loss(theta), by_hand)
+    torch.testing.assert_close(q.grad(theta), torch.vmap(grad(q.loss))(theta))
+    torch.testing.assert_close(hessian(q.loss)(theta[0]), a)
+    torch.testing.assert_close(q.hessian_at(theta[0]), a)
+
+
+def test_quadratic_any_leading_axes(gen):
+    q = nt.diagonal_quadratic([1.0, 2.0, 3.0])
+    theta = torch.ones(4, 2, 3)
+    assert q.loss(theta).shape == (4, 2)
+    torch.testing.assert_close(q.loss(theta), torch.full((4, 2), 3.0))
+    assert q.grad(theta).shape == (4, 2, 3)
+
+
+def test_singular_psd_hessian_is_accepted(gen):
+    a = random_psd(4, gen, rank=2)
+    q = nt.quadratic(a)
+    assert q.dim == 4
+    assert q.max_stable_lr() == pytest.approx(2 / torch.linalg.eigvalsh(a).max().item())
+
+
+def test_non_psd_hessian_rejected_with_its_eigenvalue():
+    with pytest.raises(ValueError, match="hessian must be positive semi-definite; its smallest eigenvalue is -1"):
+        nt.quadratic(torch.diag(torch.tensor([1.0, -1.0])))
+    with pytest.raises(ValueError, match="curvatures must be >= 0"):
+        nt.diagonal_quadratic([1.0, -0.5])
+
+
+def test_non_symmetric_or_non_square_hessian_rejected():
+    with pytest.raises(ValueError, match="hessian must be symmetric"):
+        nt.quadratic(torch.tensor([[1.0, 0.5], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="square"):
+        nt.quadratic(torch.ones(2, 3))
+    with pytest.raises(ValueError, match="hessian must have 2 dimension"):
+        nt.quadratic(torch.ones(3))
+    with pytest.raises(ValueError, match="inf or nan"):
+        nt.quadratic(torch.tensor([[float("nan")]]))
+
+
+def test_mismatched_shapes_name_the_argument():
+    q = nt.diagonal_quadratic([1.0, 2.0])
+    with pytest.raises(ValueError, match=r"theta has shape \(5, 3\).*dimension 2"):
+        q.loss(torch.zeros(5, 3))
+    with pytest.raises(ValueError, match=r"center has shape \(3,\)"):
+        nt.diagonal_quadratic([1.0, 2.0], center=[0.0, 0.0, 0.0])
