@@ -55,5 +55,32 @@ def explorer(fn: Callable[..., None], controls: dict[str, Any], defaults: dict[s
     if unknown:
         raise ValueError(f"defaults name controls that do not exist: {sorted(unknown)}; controls are {sorted(controls)}.")
     widgets = {name: _control(name, spec, defaults.get(name)) for name, spec in controls.items()}
-    out = w.interactive_output(fn, widgets)
+    out = w.Output()
+
+    def redraw(change=None):
+        out.outputs = _render(fn, {name: c.value for name, c in widgets.items()})
+
+    for c in widgets.values():
+        c.observe(redraw, names="value")
+    redraw()
     return w.VBox([w.HBox(list(widgets.values()), layout=w.Layout(flex_flow="row wrap")), out])
+
+
+def _render(fn: Callable[..., None], values: dict[str, Any]) -> tuple[dict, ...]:
+    """Run ``fn`` and return what it displayed, as Output-widget outputs.
+
+    The outputs are captured and handed to the widget as data, rather than drawn inside a
+    ``with out:`` block: that block makes the kernel redirect messages by parent id, and
+    notebook runners that emulate it (nbclient, used by the book build and the tests) were
+    seen to stall on it. Captured data behaves the same in Jupyter and Colab.
+    """
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as captured:
+        fn(**values)
+    outputs = []
+    if captured.stdout:
+        outputs.append({"output_type": "stream", "name": "stdout", "text": captured.stdout})
+    for item in captured.outputs:
+        outputs.append({"output_type": "display_data", "data": item.data, "metadata": item.metadata or {}})
+    return tuple(outputs)

@@ -36,6 +36,9 @@ def test_explorer_builds_controls_and_validates():
     assert isinstance(sliders[0], w.FloatSlider) and sliders[0].value == 0.05
     assert isinstance(sliders[1], w.IntSlider) and sliders[1].value == 4
     assert isinstance(sliders[2], w.ToggleButtons) and sliders[2].value == "a"
+    assert calls == [(0.05, 4, "a")]  # drawn once with the defaults
+    sliders[1].value = 8
+    assert calls[-1] == (0.05, 8, "a")  # and again when a control moves
     with pytest.raises(TypeError, match="control 'lr'"):
         nt.explorer(lambda lr: None, controls={"lr": "fast"})
     with pytest.raises(ValueError, match="do not exist"):

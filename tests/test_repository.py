@@ -69,6 +69,8 @@ def test_first_code_cell_is_the_same_setup_cell_everywhere():
         firsts.add("".join(code[0]["source"]))
     assert len(firsts) == 1, "first code cells differ between notebooks"
     cell = firsts.pop()
+    assert cell == (ROOT / "authoring" / "setup_cell.py").read_text().strip(), (
+        "the setup cell must equal authoring/setup_cell.py (the one copy every notebook starts with)")
     assert 'if "google.colab" in sys.modules:' in cell
     # the pip specifier is quoted, so a '>=' or '@' never reaches the shell unquoted
     assert re.search(r'%pip install --quiet "ntcourse @ git\+https://[^"]+"', cell)

@@ -9,7 +9,7 @@ import pathlib
 import nbformat as nbf
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SETUP = (ROOT / ".notes" / "setup_cell.py").read_text().strip()
+SETUP = (ROOT / "authoring" / "setup_cell.py").read_text().strip()
 
 cells = []
 
@@ -70,7 +70,7 @@ md(r"""
 curvatures $a_i$ spread logarithmically over $[0.5, 10]$, and SGD with additive isotropic
 gradient noise of variance $\sigma^2$ per coordinate (the batch size is absorbed in
 $\sigma$): $x_{t+1}=(1-\eta a)x_t-\eta\xi_t$. The exact stationary variance of discrete-time
-SGD gives a thermal energy per valley
+SGD ({prf:ref}`thm-ch1-1d-exact`, equation {eq}`eq-ch1-1d-variance`) gives a thermal energy per valley
 
 $$
 \Big\langle \tfrac{a}{2}x^2\Big\rangle=\frac{\eta\sigma^2}{2(2-\eta a)}
@@ -129,7 +129,7 @@ $$
 \Big\langle \tfrac{a}{2}x^2\Big\rangle\approx\frac{\sqrt{2\pi}}{8}\,\eta\sigma,
 $$
 
-again independent of $a$, but now linear in $\sigma$. The approximation neglects terms of
+again independent of $a$, but now linear in $\sigma$ (derived in {ref}`ch1-sec-signgd`). The approximation neglects terms of
 relative order $\eta a/\sigma$ (here at most $0.05$: a bias of about 1–2 % in the sharpest
 valleys, visible in the table), and the standard error is about $0.6\,\%$; the tolerance is 5 %.
 """)
@@ -200,14 +200,14 @@ md(r"""
 
 **Prediction.** On $L=\frac12\theta^\top A\theta$ with noise covariance $C$, the stationary
 covariance of $\theta_{t+1}=(I-\eta A)\theta_t-\eta\xi_t$ solves the discrete Lyapunov
-equation
+equation ({prf:ref}`thm-ch1-lyapunov`)
 
 $$
 \Sigma=(I-\eta A)\Sigma(I-\eta A)^\top+\eta^2C ,
 $$
 
 whose small-step limit is $A\Sigma+\Sigma A=\eta C$. Taking the trace of the exact
-equation gives, with no approximation,
+equation gives, with no approximation ({prf:ref}`thm-ch1-trace`),
 $\frac12\Tr(A\Sigma)=\frac\eta4\big[\Tr C+\Tr(A\Sigma A)\big]$, so the thermal loss is
 $\frac\eta4\Tr C$ up to a relative correction of order $\eta\lambda_{\max}$.
 
@@ -307,7 +307,7 @@ Now the noise is not added by hand: it comes from sampling minibatches. Least sq
 $N=256$ fixed examples in $d=10$ dimensions, $L(\theta)=\frac1{2N}\|X\theta-y\|^2$, with
 minibatches of $B=4$ examples drawn with replacement, $g_B=\frac1B\sum_{i\in\mathcal B}x_i(x_i^\top\theta-y_i)$.
 The minibatch noise is multiplicative, anisotropic and non-Gaussian, yet at stationarity
-two identities hold exactly, for any $\eta$:
+two identities hold exactly, for any $\eta$ ({prf:ref}`thm-ch1-fdr`):
 
 $$
 \text{FDR1:}\quad \langle(\theta-c)\cdot\nabla L\rangle=\frac\eta2\langle\|g_B\|^2\rangle,
