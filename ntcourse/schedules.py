@@ -50,8 +50,8 @@ class Constant(Schedule):
 
 
 @dataclass(frozen=True)
-class Linear(Schedule):
-    """Linear decay from ``lr`` at step 0 to ``final`` at step ``n_steps`` (then held)."""
+class _Decay(Schedule):
+    """A decay from ``lr`` at step 0 to ``final`` at step ``n_steps`` (then held)."""
 
     lr: float
     n_steps: int
@@ -61,24 +61,19 @@ class Linear(Schedule):
         check.real("lr", self.lr, nonnegative=True)
         check.real("final", self.final, nonnegative=True)
         check.integer("n_steps", self.n_steps, minimum=1)
-
-    def __call__(self, step: int) -> float:
-        f = _fraction(step, self.n_steps)
-        return self.lr + (self.final - self.lr) * f
 
 
 @dataclass(frozen=True)
-class Cosine(Schedule):
-    """Half-cosine decay from ``lr`` to ``final`` over ``n_steps`` steps."""
+class Linear(_Decay):
+    """Linear decay from ``lr`` at step 0 to ``final`` at step ``n_steps`` (then held)."""
 
-    lr: float
-    n_steps: int
-    final: float = 0.0
+    def __call__(self, step: int) -> float:
+        return self.lr + (self.final - self.lr) * _fraction(step, self.n_steps)
 
-    def __post_init__(self):
-        check.real("lr", self.lr, nonnegative=True)
-        check.real("final", self.final, nonnegative=True)
-        check.integer("n_steps", self.n_steps, minimum=1)
+
+@dataclass(frozen=True)
+class Cosine(_Decay):
+    """Half-cosine decay from ``lr`` to ``final`` over ``n_steps`` steps (then held)."""
 
     def __call__(self, step: int) -> float:
         f = _fraction(step, self.n_steps)
