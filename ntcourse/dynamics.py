@@ -145,12 +145,15 @@ class Trajectory:
         lrs: ``(K,)`` learning rate at those steps.
         records: name -> ``(K, R, ...)`` recorded values (``"theta"`` is always available
             when ``record_theta=True``).
+        first_passage: ``(R,)`` with ``absorb``: the number of steps after which each replica
+            first entered the absorbing set, ``-1`` if it never did; otherwise ``None``.
     """
 
     theta: torch.Tensor
     steps: torch.Tensor
     lrs: torch.Tensor
     records: dict[str, torch.Tensor]
+    first_passage: torch.Tensor | None = None
 
     def __getitem__(self, name: str) -> torch.Tensor:
         if name not in self.records:
@@ -199,14 +202,17 @@ def _run(
     theta0,
     lr,
     n_steps: int,
-    generator: torch.Generator | None,
-    observables: Mapping[str, Observable] | None,
-    every: int,
-    record_from: int,
-    record_theta: bool,
-    blowup: float,
-    check_every: int,
-    progress: bool | None,
+    *,
+    generator: torch.Generator | None = None,
+    observables: Mapping[str, Observable] | None = None,
+    every: int = 1,
+    record_from: int = 0,
+    record_theta: bool = False,
+    boundary: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    absorb: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    blowup: float = 1e12,
+    check_every: int = 100,
+    progress: bool | None = None,
 ) -> Trajectory:
     theta = _check_theta(theta0)
     schedule: Schedule = as_schedule(lr)
@@ -215,6 +221,9 @@ def _run(
     record_from = check.integer("record_from", record_from, minimum=0)
     check_every = check.integer("check_every", check_every, minimum=1)
     blowup = check.real("blowup", blowup, positive=True)
+    for arg, fn in (("boundary", boundary), ("absorb", absorb)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{arg} must be a function of theta (R, D); got {type(fn).__name__}.")
     observables = dict(observables or {})
     for key, fn in observables.items():
         if not callable(fn):
@@ -236,6 +245,8 @@ def _run(
     # Index of the first step at which each replica stopped being finite, -1 while it is fine:
     # tracked without a device sync; checked every `check_every` steps.
     first_bad = torch.full((theta.shape[0],), -1, dtype=torch.long, device=theta.device)
+    # First step at which each replica entered the absorbing set (-1: not yet); absorbed replicas freeze.
+    passage = torch.full((theta.shape[0],), -1, dtype=torch.long, device=theta.device)
 
     def fail(step_hint: int) -> None:
         bad = first_bad[first_bad >= 0]
@@ -258,7 +269,18 @@ def _run(
                 recorded["theta"].append(theta.clone())
             steps.append(t)
             lrs.append(eta)
-        theta = update(theta, g, eta, generator)
+        new = update(theta, g, eta, generator)
+        if boundary is not None:
+            new = boundary(new)
+        if absorb is not None:
+            frozen = passage >= 0
+            new = torch.where(frozen[:, None], theta, new)
+            hit = absorb(new) & ~frozen
+            passage = torch.where(hit, t + 1, passage)  # passage time in steps taken
+            if (t + 1) % check_every == 0 and bool((passage >= 0).all()):
+                theta = new
+                break
+        theta = new
         # One cheap reduction per step: a NaN fails the comparison, an inf or a blow-up exceeds it.
         bad = ~(theta.abs().sum(-1) <= blowup)
         first_bad = torch.where(bad & (first_bad < 0), t, first_bad)
@@ -277,6 +299,7 @@ def _run(
         steps=torch.tensor(steps, dtype=torch.long),
         lrs=torch.tensor(lrs, dtype=torch.float64),
         records={k: stack(v) for k, v in recorded.items()},
+        first_passage=passage if absorb is not None else None,
     )
 
 
@@ -297,7 +320,7 @@ def _noisy(gradient: GradientFn, noise: GaussianNoise | None):
 
 
 _RUN_DOC = """
-    Args:
+    Args (the first four positional; the rest keyword-only):
         gradient: a landscape (with ``.grad(theta)``) or a function ``gradient(theta, generator)``
             returning a gradient estimate of shape ``(R, D)``.
         theta0: ``(R, D)`` initial parameters, one row per replica.
@@ -310,6 +333,12 @@ _RUN_DOC = """
         observables: name -> function of a :class:`StepState` returning ``(R, ...)``.
         every: record every ``every`` steps, starting at step ``record_from``.
         record_theta: also record the parameters under the name ``"theta"``.
+        boundary: function applied to the parameters after every update, e.g. a reflection
+            ``lambda th: th.abs()``.
+        absorb: function of the parameters returning ``(R,)`` booleans: a replica that enters
+            this set is frozen and its first-passage step is stored in
+            ``Trajectory.first_passage``; the run ends early once every replica is absorbed
+            (checked every ``check_every`` steps).
         blowup: a replica whose summed parameter magnitude exceeds this counts as diverged.
         check_every: how often (in steps) to look for divergence; the error names the exact step.
         progress: show a progress bar (default: only at ``full`` scale).
@@ -323,86 +352,37 @@ _RUN_DOC = """
 """
 
 
-def sgd(
-    gradient,
-    theta0,
-    lr,
-    n_steps: int,
-    *,
-    noise: GaussianNoise | None = None,
-    generator: torch.Generator | None = None,
-    observables: Mapping[str, Observable] | None = None,
-    every: int = 1,
-    record_from: int = 0,
-    record_theta: bool = False,
-    blowup: float = 1e12,
-    check_every: int = 100,
-    progress: bool | None = None,
-) -> Trajectory:
+def sgd(gradient, theta0, lr, n_steps: int, *, noise: GaussianNoise | None = None, **options) -> Trajectory:
     r"""Run SGD, :math:`\theta_{t+1}=\theta_t-\eta_t(g_t+\xi_t)`, on all replicas at once."""
 
     def update(theta, g, eta, gen):
         return theta - eta * g
 
-    return _run("SGD", update, _noisy(_as_gradient_fn(gradient), noise), theta0, lr, n_steps, generator,
-                observables, every, record_from, record_theta, blowup, check_every, progress)
+    return _run("SGD", update, _noisy(_as_gradient_fn(gradient), noise), theta0, lr, n_steps, **options)
 
 
-def signgd(
-    gradient,
-    theta0,
-    lr,
-    n_steps: int,
-    *,
-    noise: GaussianNoise | None = None,
-    generator: torch.Generator | None = None,
-    observables: Mapping[str, Observable] | None = None,
-    every: int = 1,
-    record_from: int = 0,
-    record_theta: bool = False,
-    blowup: float = 1e12,
-    check_every: int = 100,
-    progress: bool | None = None,
-) -> Trajectory:
+def signgd(gradient, theta0, lr, n_steps: int, *, noise: GaussianNoise | None = None, **options) -> Trajectory:
     r"""Run SignGD, :math:`\theta_{t+1}=\theta_t-\eta_t\,\mathrm{sign}(g_t+\xi_t)` (coordinate-wise)."""
 
     def update(theta, g, eta, gen):
         return theta - eta * torch.sign(g)
 
-    return _run("SignGD", update, _noisy(_as_gradient_fn(gradient), noise), theta0, lr, n_steps, generator,
-                observables, every, record_from, record_theta, blowup, check_every, progress)
+    return _run("SignGD", update, _noisy(_as_gradient_fn(gradient), noise), theta0, lr, n_steps, **options)
 
 
-def langevin(
-    gradient,
-    theta0,
-    lr,
-    n_steps: int,
-    *,
-    temperature: float,
-    generator: torch.Generator | None = None,
-    observables: Mapping[str, Observable] | None = None,
-    every: int = 1,
-    record_from: int = 0,
-    record_theta: bool = False,
-    blowup: float = 1e12,
-    check_every: int = 100,
-    progress: bool | None = None,
-) -> Trajectory:
+def langevin(gradient, theta0, lr, n_steps: int, *, temperature: float, **options) -> Trajectory:
     r"""Euler--Maruyama for :math:`d\theta=-\nabla L\,d\tau+\sqrt{2T}\,dW` with time step ``lr``.
 
     ``temperature`` is :math:`T \ge 0` (units of loss). With step :math:`h=\eta` this is SGD
     with isotropic noise of variance :math:`2T/\eta` per coordinate, i.e. :math:`T=\eta\sigma^2/2`.
     """
     temperature = check.real("temperature", temperature, nonnegative=True)
-    grad_fn = _as_gradient_fn(gradient)
 
     def update(theta, g, eta, gen):
         kick = torch.randn(theta.shape, generator=gen, dtype=theta.dtype, device=theta.device)
         return theta - eta * g + math.sqrt(2.0 * temperature * eta) * kick
 
-    return _run("Langevin", update, grad_fn, theta0, lr, n_steps, generator,
-                observables, every, record_from, record_theta, blowup, check_every, progress)
+    return _run("Langevin", update, _as_gradient_fn(gradient), theta0, lr, n_steps, **options)
 
 
 for _fn in (sgd, signgd, langevin):

@@ -172,3 +172,43 @@ def test_replicas_are_independent_streams():
     assert x.unique().numel() == 1000
     # correlation between neighbouring replicas is zero within sampling error (1/sqrt(1000))
     assert abs(torch.corrcoef(torch.stack([x[:-1], x[1:]]))[0, 1].item()) < 4 / math.sqrt(1000)
+
+
+def constant_push(value):
+    """A gradient that is the same everywhere: SGD moves by -lr * value each step."""
+    return lambda theta, generator: torch.full_like(theta, value)
+
+
+def test_absorbing_set_records_exact_first_passage_and_freezes():
+    theta0 = torch.tensor([[0.0], [0.5], [2.0]], dtype=F64)
+    traj = nt.sgd(constant_push(-1.0), theta0, 0.125, 1000, absorb=lambda th: th[:, 0] >= 1.0, check_every=5)
+    # 0 -> 1 takes 8 steps of 1/8; 0.5 -> 1 takes 4; a replica starting inside is absorbed after step 1.
+    assert traj.first_passage.tolist() == [8, 4, 1]
+    torch.testing.assert_close(traj.theta[:, 0], torch.tensor([1.0, 1.0, 2.125], dtype=F64))
+
+
+def test_first_passage_is_none_without_absorb_and_minus_one_if_never():
+    q = nt.diagonal_quadratic(torch.tensor([1.0], dtype=F64))
+    assert nt.sgd(q, torch.zeros(2, 1, dtype=F64), 0.1, 3).first_passage is None
+    traj = nt.sgd(q, torch.zeros(2, 1, dtype=F64), 0.1, 3, absorb=lambda th: th[:, 0] > 5)
+    assert traj.first_passage.tolist() == [-1, -1]
+
+
+def test_boundary_reflects_after_every_update():
+    traj = nt.sgd(constant_push(1.0), torch.tensor([[0.25]], dtype=F64), 0.125, 3, boundary=torch.abs)
+    # 0.25 -> 0.125 -> 0 -> |-0.125| = 0.125
+    torch.testing.assert_close(traj.theta, torch.tensor([[0.125]], dtype=F64))
+    with pytest.raises(TypeError, match="boundary must be a function"):
+        nt.sgd(constant_push(1.0), torch.zeros(1, 1), 0.1, 3, boundary=1.0)
+
+
+def test_brownian_mean_first_passage_time_is_one_over_two_t():
+    # Free diffusion with temperature T, reflecting at 0, absorbing at 1: mean exit time 1/(2T).
+    temp, h, r = 0.5, 1e-4, 2000
+    traj = nt.langevin(constant_push(0.0), torch.zeros(r, 1, dtype=F64), h, 200_000, temperature=temp,
+                       boundary=torch.abs, absorb=lambda th: th[:, 0] >= 1.0,
+                       generator=torch.Generator().manual_seed(3))
+    assert (traj.first_passage > 0).all()
+    mean_time = traj.first_passage.double().mean().item() * h
+    # standard error ~ 0.8/sqrt(2000) = 1.8 %; the discrete absorbing boundary adds ~ +1.2 %.
+    assert mean_time == pytest.approx(1 / (2 * temp), rel=0.08)
