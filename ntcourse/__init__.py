@@ -20,7 +20,7 @@ from .dynamics import (
     sgd,
     signgd,
 )
-from .landscapes import Quadratic, diagonal_quadratic, quadratic
+from .landscapes import CurvedValley, Quadratic, curved_valley, diagonal_quadratic, flat_path, parabolic_valley, quadratic
 from .plotting import CYCLE, PALETTE, apply_style
 from .report import Comparison, compare, compare_table, glue
 from .runtime import Runtime, by_scale, generator, get_device, get_scale, get_seed, seed_everything, setup
@@ -31,7 +31,7 @@ from .widgets import explorer
 __version__ = "0.1.0"
 
 __all__ = [
-    "CYCLE", "Comparison", "Constant", "Cosine", "DivergenceError", "Estimate", "GaussianNoise",
+    "CYCLE", "Comparison", "Constant", "Cosine", "CurvedValley", "curved_valley", "flat_path", "parabolic_valley", "DivergenceError", "Estimate", "GaussianNoise",
     "InverseTime", "Linear", "PALETTE", "Quadratic", "Runtime", "Schedule", "StepState", "Trajectory",
     "WarmupStableDecay", "apply_style", "as_schedule", "by_scale", "compare", "compare_table",
     "continuous_lyapunov", "covariance_noise", "diagonal_quadratic", "discrete_lyapunov", "dynamics",

@@ -9,6 +9,7 @@ compare the two.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -91,3 +92,84 @@ def diagonal_quadratic(curvatures, center=None, *, dtype: torch.dtype | None = N
             f"curvatures must be >= 0 (a positive semi-definite Hessian); the smallest is {a.min().item():.3g}."
         )
     return quadratic(torch.diag(a), center, dtype=dtype)
+
+
+@dataclass(frozen=True, eq=False)
+class CurvedValley:
+    r"""A flat direction :math:`y` with ``n`` transverse directions whose curvature depends on it.
+
+    :math:`V(\theta)=\tfrac12\,g(y)\,\lVert x\rVert^2` with :math:`\theta=(y,x_1,\dots,x_n)`
+    (coordinate 0 is :math:`y`). The loss is zero along :math:`x=0` for every :math:`y`, so any
+    force along :math:`y` felt by noisy dynamics is entropic. Build it with :func:`curved_valley`,
+    :func:`parabolic_valley` or :func:`flat_path`.
+
+    Attributes:
+        n: number of transverse directions.
+        g: function ``y -> g(y) > 0`` (transverse curvature), on tensors of any shape.
+        dg: its derivative ``y -> g'(y)``.
+        name: a short description used in plots.
+    """
+
+    n: int
+    g: object
+    dg: object
+    name: str = "curved valley"
+
+    @property
+    def dim(self) -> int:
+        """Number of parameters ``D = n + 1``."""
+        return self.n + 1
+
+    def _split(self, theta: torch.Tensor):
+        check.same_trailing_dim("theta", theta, self.dim, "the landscape")
+        return theta[..., 0], theta[..., 1:]
+
+    def loss(self, theta: torch.Tensor) -> torch.Tensor:
+        """Loss, shape ``theta.shape[:-1]``."""
+        y, x = self._split(theta)
+        return 0.5 * self.g(y) * (x * x).sum(-1)
+
+    def grad(self, theta: torch.Tensor) -> torch.Tensor:
+        """Gradient ``(g'(y) |x|^2 / 2, g(y) x)``, same shape as ``theta``."""
+        y, x = self._split(theta)
+        dy = 0.5 * self.dg(y) * (x * x).sum(-1)
+        return torch.cat([dy[..., None], self.g(y)[..., None] * x], dim=-1)
+
+    def log_det_transverse(self, y: torch.Tensor) -> torch.Tensor:
+        r""":math:`\ln\det H_\perp(y) = n\ln g(y)`."""
+        return self.n * torch.log(self.g(y))
+
+
+def curved_valley(n: int, g, dg, name: str = "curved valley") -> CurvedValley:
+    """A :class:`CurvedValley` with ``n >= 1`` transverse directions and curvature profile ``g`` (derivative ``dg``).
+
+    ``g`` and ``dg`` take and return tensors; ``g`` must be positive where the dynamics goes.
+    """
+    n = check.integer("n", n, minimum=1)
+    for arg, fn in (("g", g), ("dg", dg)):
+        if not callable(fn):
+            raise TypeError(f"{arg} must be a function of y (a tensor); got {type(fn).__name__}.")
+    probe = torch.linspace(-1.0, 1.0, 5, dtype=torch.float64)
+    if not (g(probe) > 0).all():
+        raise ValueError(f"g must be positive (a transverse curvature); g({probe.tolist()}) = {g(probe).tolist()}.")
+    return CurvedValley(n=n, g=g, dg=dg, name=name)
+
+
+def parabolic_valley(n: int, a: float = 3.0) -> CurvedValley:
+    """``g(y) = 1 + a y^2`` (``a >= 0``): the transverse walls steepen away from ``y = 0``."""
+    a = check.real("a", a, nonnegative=True)
+    return curved_valley(n, lambda y: 1.0 + a * y * y, lambda y: 2.0 * a * y, name=f"g = 1 + {a:g} y²")
+
+
+def flat_path(n: int, barrier: float) -> CurvedValley:
+    """``g(y) = 1 + barrier * sin^2(pi y)`` (``barrier >= 0``): a flat path whose walls narrow mid-way.
+
+    The loss is zero along the whole path; the narrowing at ``y = 1/2`` is a purely entropic barrier.
+    """
+    b = check.real("barrier", barrier, nonnegative=True)
+    return curved_valley(
+        n,
+        lambda y: 1.0 + b * torch.sin(math.pi * y) ** 2,
+        lambda y: b * math.pi * torch.sin(2 * math.pi * y),
+        name=f"g = 1 + {b:g} sin²(πy)",
+    )

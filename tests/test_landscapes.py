@@ -62,3 +62,36 @@ def test_mismatched_shapes_name_the_argument():
         q.loss(torch.zeros(5, 3))
     with pytest.raises(ValueError, match=r"center has shape \(3,\)"):
         nt.diagonal_quadratic([1.0, 2.0], center=[0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("valley", [nt.parabolic_valley(3, a=2.0), nt.flat_path(2, barrier=4.0)], ids=["parabolic", "flat-path"])
+def test_curved_valley_gradient_matches_autodiff(valley, gen):
+    theta = torch.randn(6, valley.dim, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(valley.grad(theta), torch.vmap(grad(valley.loss))(theta))
+    y = theta[:, 0]
+    torch.testing.assert_close(valley.dg(y), torch.vmap(grad(lambda t: valley.g(t)))(y))
+    torch.testing.assert_close(valley.log_det_transverse(y), valley.n * torch.log(valley.g(y)))
+
+
+def test_curved_valley_loss_is_zero_on_the_floor():
+    path = nt.flat_path(2, barrier=4.0)
+    floor = torch.zeros(5, 3, dtype=torch.float64)
+    floor[:, 0] = torch.linspace(0, 1, 5)
+    assert torch.all(path.loss(floor) == 0)
+    assert torch.all(path.grad(floor) == 0)
+    torch.testing.assert_close(path.g(torch.tensor([0.5])), torch.tensor([5.0]))
+
+
+def test_curved_valley_arguments_checked():
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+        nt.parabolic_valley(0)
+    with pytest.raises(ValueError, match="a must be >= 0"):
+        nt.parabolic_valley(2, a=-1.0)
+    with pytest.raises(ValueError, match="barrier must be >= 0"):
+        nt.flat_path(2, barrier=-1.0)
+    with pytest.raises(ValueError, match="g must be positive"):
+        nt.curved_valley(2, lambda y: y, lambda y: torch.ones_like(y))
+    with pytest.raises(TypeError, match="dg must be a function"):
+        nt.curved_valley(2, lambda y: 1 + y * y, 3.0)
+    with pytest.raises(ValueError, match=r"theta has shape \(4, 2\).*dimension 3"):
+        nt.flat_path(2, barrier=1.0).grad(torch.zeros(4, 2))
