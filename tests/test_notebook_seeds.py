@@ -1,4 +1,4 @@
-"""Every lab's assertions must hold for any seed: run each lab for seeds 1-4 (nbval runs seed 0).
+"""Every lab's and problem set's assertions must hold for any seed: run each for seeds 1-4 (nbval runs seed 0).
 
 Also records each run's wall time in _build/notebook-times.json (reported, not asserted:
 speed is a benchmark's business, not a test's).
@@ -14,13 +14,13 @@ import pytest
 from nbclient import NotebookClient
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-LABS = sorted(ROOT.glob("chapters/*/lab.ipynb"))
+LABS = sorted(ROOT.glob("chapters/*/lab.ipynb")) + sorted(ROOT.glob("chapters/*/problems.ipynb"))
 TIMES = ROOT / "_build" / "notebook-times.json"
 
 
 @pytest.mark.seeds
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-@pytest.mark.parametrize("path", LABS, ids=[p.parent.name for p in LABS])
+@pytest.mark.parametrize("path", LABS, ids=[f"{p.parent.name}-{p.stem}" for p in LABS])
 def test_lab_assertions_hold_for_seed(path, seed, monkeypatch):
     monkeypatch.setenv("NTCOURSE_SEED", str(seed))
     monkeypatch.setenv("NTCOURSE_SCALE", "quick")

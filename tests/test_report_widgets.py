@@ -43,3 +43,23 @@ def test_explorer_builds_controls_and_validates():
         nt.explorer(lambda lr: None, controls={"lr": "fast"})
     with pytest.raises(ValueError, match="do not exist"):
         nt.explorer(lambda lr: None, controls={"lr": (0.0, 1.0)}, defaults={"eta": 0.1})
+
+
+def test_check_close_passes_and_fails_with_a_useful_message(capsys):
+    from ntcourse.checks import CheckFailed, check_close, check_tensor_close
+
+    assert check_close("ratio", 1.3416, 1.34164, rtol=1e-4) == 1.3416
+    assert capsys.readouterr().out.startswith("✓ ratio = 1.3416")
+    with pytest.raises(CheckFailed, match=r"ratio is off: got 1.5, expected 1.3416.*Hint: integrate"):
+        check_close("ratio", 1.5, 1.3416, rtol=1e-3, hint="integrate 1/w, not w")
+    with pytest.raises(CheckFailed, match="returned None"):
+        check_close("ratio", None, 1.0)
+    with pytest.raises(CheckFailed, match="shape"):
+        check_close("ratio", torch.ones(2), 1.0)
+    with pytest.raises(CheckFailed, match="is nan"):
+        check_close("ratio", float("nan"), 1.0)
+    check_tensor_close("grad", torch.tensor([1.0, 2.0]), [1.0, 2.0])
+    with pytest.raises(CheckFailed, match=r"grad is off at index \(1,\): got 2.5"):
+        check_tensor_close("grad", torch.tensor([1.0, 2.5]), [1.0, 2.0])
+    with pytest.raises(CheckFailed, match="has shape"):
+        check_tensor_close("grad", torch.ones(3), [1.0, 2.0])
