@@ -64,7 +64,7 @@ gen = nt.generator()  # one generator for the whole lab, seeded by nt.setup()
 
 # ----------------------------------------------------------------------------- E1
 md(r"""
-## 1. Equipartition in independent valleys
+## Equipartition in independent valleys
 
 **Prediction.** Take $D=20$ independent valleys $L(x)=\sum_i \frac{a_i}{2}x_i^2$ with
 curvatures $a_i$ spread logarithmically over $[0.5, 10]$, and SGD with additive isotropic
@@ -196,7 +196,7 @@ noise-dominated prediction to {glue:text}`e1_signgd_worst:.2f` %.
 
 # ----------------------------------------------------------------------------- E2
 md(r"""
-## 2. Correlated noise: the Lyapunov equation
+## Correlated noise: the Lyapunov equation
 
 **Prediction.** On $L=\frac12\theta^\top A\theta$ with noise covariance $C$, the stationary
 covariance of $\theta_{t+1}=(I-\eta A)\theta_t-\eta\xi_t$ solves the discrete Lyapunov
@@ -301,7 +301,7 @@ grows, exactly as the trace identity says.
 
 # ----------------------------------------------------------------------------- E10
 md(r"""
-## 3. Fluctuation–dissipation relations in linear regression
+## Fluctuation–dissipation relations in linear regression
 
 Now the noise is not added by hand: it comes from sampling minibatches. Least squares on
 $N=256$ fixed examples in $d=10$ dimensions, $L(\theta)=\frac1{2N}\|X\theta-y\|^2$, with
@@ -388,7 +388,7 @@ Gaussian nor isotropic: the relations only use stationarity and $\E[g_B\mid\thet
 
 # ----------------------------------------------------------------------------- explorer
 md(r"""
-## 4. Explorer: noise shape, learning rate and batch size
+## Explorer: noise shape, learning rate and batch size
 
 A two-dimensional valley with curvatures $h_1=1$ and $h_2=10$, and per-sample gradient noise
 that is either isotropic, $C=\sigma^2 I$, or Hessian-shaped, $C=\sigma^2 H/\bar h$ (same
