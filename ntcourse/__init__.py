@@ -7,7 +7,7 @@ Langevin), ``thermo`` (stationary predictions and estimators), ``plotting``, ``w
 ``report`` (what a reader sees).
 """
 
-from . import cache, checks, curvature, dynamics, landscapes, plotting, report, runtime, schedules, thermo, widgets
+from . import cache, checks, curvature, dynamics, landscapes, noise, plotting, report, runtime, schedules, thermo, widgets
 from .dynamics import (
     DivergenceError,
     GaussianNoise,
@@ -31,7 +31,7 @@ from .widgets import explorer
 __version__ = "0.1.0"
 
 __all__ = [
-    "CYCLE", "cache", "checks", "curvature", "Comparison", "Constant", "Cosine", "CurvedValley", "curved_valley", "flat_path", "parabolic_valley", "DivergenceError", "Estimate", "GaussianNoise",
+    "CYCLE", "cache", "checks", "curvature", "noise", "Comparison", "Constant", "Cosine", "CurvedValley", "curved_valley", "flat_path", "parabolic_valley", "DivergenceError", "Estimate", "GaussianNoise",
     "InverseTime", "Linear", "PALETTE", "Quadratic", "Runtime", "Schedule", "StepState", "Trajectory",
     "WarmupStableDecay", "apply_style", "as_schedule", "by_scale", "compare", "compare_table",
     "continuous_lyapunov", "covariance_noise", "diagonal_quadratic", "discrete_lyapunov", "dynamics",

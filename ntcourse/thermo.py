@@ -98,3 +98,24 @@ def replica_estimate(per_replica) -> Estimate:
     if n < 2:
         raise ValueError(f"per_replica needs at least 2 replicas for an error bar; got {n}.")
     return Estimate(mean=float(x.mean()), sem=float(x.std(unbiased=True) / math.sqrt(n)))
+
+
+def fick_jacobs_mfpt(free_energy, temperature: float, n_points: int = 20_001) -> float:
+    r"""Mean first-passage time from a reflecting end at 0 to an absorbing end at 1, by quadrature.
+
+    :math:`\tau=\frac1T\int_0^1 e^{F(y)/T}\int_0^y e^{-F(z)/T}\,dz\,dy` for diffusion with coefficient
+    :math:`T` in the free energy ``free_energy(y)`` (a function of a float64 tensor of positions, in
+    loss units). Time is in the units of the diffusion (for SGD, :math:`\tau=t\eta`). For a flat
+    free energy the result is :math:`1/(2T)`.
+    """
+    temperature = check.real("temperature", temperature, positive=True)
+    n_points = check.integer("n_points", n_points, minimum=3)
+    if not callable(free_energy):
+        raise TypeError(f"free_energy must be a function of y; got {type(free_energy).__name__}.")
+    y = torch.linspace(0.0, 1.0, n_points, dtype=torch.float64)
+    f = torch.as_tensor(free_energy(y), dtype=torch.float64)
+    if f.shape != y.shape or not torch.isfinite(f).all():
+        raise ValueError("free_energy(y) must return finite values of the same shape as y.")
+    f = (f - f.min()) / temperature  # shift for numerical range; the ratio below is shift-invariant
+    inner = torch.cat([torch.zeros(1, dtype=y.dtype), torch.cumulative_trapezoid(torch.exp(-f), y)])
+    return float(torch.trapezoid(torch.exp(f) * inner, y) / temperature)

@@ -52,3 +52,23 @@ def test_replica_estimate():
     assert f"{est:.2f}" == "2.50 ± 0.65"
     with pytest.raises(ValueError, match="at least 2 replicas"):
         nt.replica_estimate(torch.tensor([1.0]))
+
+
+def test_fick_jacobs_flat_free_energy_gives_one_over_two_t():
+    assert nt.thermo.fick_jacobs_mfpt(lambda y: torch.zeros_like(y), 0.25) == pytest.approx(2.0, rel=1e-8)
+
+
+def test_fick_jacobs_entropic_barrier_ratio_matches_closed_form():
+    import math
+
+    temp, b = 0.01, 4.0
+    entropic = lambda y: temp * torch.log(1 + b * torch.sin(math.pi * y) ** 2)   # (n T / 2) ln g with n = 2
+    ratio = nt.thermo.fick_jacobs_mfpt(entropic, temp) * 2 * temp
+    assert ratio == pytest.approx((1 + b / 2) / math.sqrt(1 + b), rel=1e-6)
+
+
+def test_fick_jacobs_bad_inputs():
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        nt.thermo.fick_jacobs_mfpt(lambda y: y, 0.0)
+    with pytest.raises(ValueError, match="finite values"):
+        nt.thermo.fick_jacobs_mfpt(lambda y: y / 0.0, 1.0)
