@@ -3,12 +3,12 @@
 Notebooks start with ``import ntcourse as nt; nt.setup()`` and use the names re-exported
 here. Modules, from the ground up: ``runtime`` (device, seed, scale); ``landscapes``,
 ``schedules`` and ``data`` (analytic losses, learning-rate schedules, datasets); ``dynamics`` and
-``models`` (batched SGD/SignGD/Langevin; small networks and vmapped ensembles); ``thermo``,
+``models`` (batched SGD/SignGD/Langevin; small networks and vmapped ensembles); ``train``, ``thermo``,
 ``curvature`` and ``noise`` (what the labs measure); ``cache`` (stored results of long runs);
 ``plotting``, ``widgets``, ``report`` and ``checks`` (what a reader sees).
 """
 
-from . import cache, checks, curvature, data, dynamics, landscapes, models, noise, plotting, report, runtime, schedules, thermo, widgets
+from . import cache, checks, curvature, data, dynamics, landscapes, models, noise, plotting, report, runtime, schedules, thermo, train, widgets
 from .dynamics import (
     DivergenceError,
     GaussianNoise,
@@ -32,7 +32,7 @@ from .widgets import explorer
 __version__ = "0.1.0"
 
 __all__ = [
-    "CYCLE", "cache", "checks", "curvature", "data", "models", "noise", "Comparison", "Constant", "Cosine", "CurvedValley", "curved_valley", "flat_path", "parabolic_valley", "DivergenceError", "Estimate", "GaussianNoise",
+    "CYCLE", "cache", "checks", "curvature", "data", "models", "noise", "train", "Comparison", "Constant", "Cosine", "CurvedValley", "curved_valley", "flat_path", "parabolic_valley", "DivergenceError", "Estimate", "GaussianNoise",
     "InverseTime", "Linear", "PALETTE", "Quadratic", "Runtime", "Schedule", "StepState", "Trajectory",
     "WarmupStableDecay", "apply_style", "as_schedule", "by_scale", "compare", "compare_table",
     "continuous_lyapunov", "covariance_noise", "diagonal_quadratic", "discrete_lyapunov", "dynamics",
