@@ -27,7 +27,7 @@ from typing import Callable, Mapping
 import torch
 
 from . import _validate as check
-from .runtime import get_scale
+from .runtime import step_range
 from .schedules import Schedule, as_schedule
 
 GradientFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -186,15 +186,6 @@ def _check_theta(theta0) -> torch.Tensor:
     return theta.clone()
 
 
-def _progress(n_steps: int, progress: bool | None, desc: str):
-    show = progress if progress is not None else get_scale() == "full"
-    if not show:
-        return range(n_steps)
-    from tqdm.auto import tqdm
-
-    return tqdm(range(n_steps), desc=desc, leave=False)
-
-
 def _run(
     name: str,
     update: Callable[[torch.Tensor, torch.Tensor, float, torch.Generator], torch.Tensor],
@@ -258,7 +249,7 @@ def _run(
             "for lr < 2/a) or the noise."
         )
 
-    for t in _progress(n_steps, progress, name):
+    for t in step_range(n_steps, progress, name):
         eta = schedule(t)
         g = gradient_estimate(theta, generator)
         if t >= record_from and (t - record_from) % every == 0:

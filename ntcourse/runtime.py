@@ -140,6 +140,20 @@ def generator(seed: int | None = None, device: str | torch.device | None = None)
     return gen
 
 
+def step_range(n_steps: int, progress: bool | None = None, desc: str = ""):
+    """``range(n_steps)``, wrapped in a tqdm progress bar when ``progress`` is true.
+
+    ``progress=None`` shows the bar at full scale only: quick runs are short, and a bar left in a
+    built page is noise.
+    """
+    show = progress if progress is not None else get_scale() == "full"
+    if not show:
+        return range(n_steps)
+    from tqdm.auto import tqdm
+
+    return tqdm(range(n_steps), desc=desc, leave=False)
+
+
 def setup(
     seed: int | None = None,
     device: str | torch.device | None = None,

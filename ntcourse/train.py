@@ -18,7 +18,8 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from . import _validate as check
-from .dynamics import DivergenceError, _progress
+from .dynamics import DivergenceError
+from .runtime import step_range
 from .schedules import as_schedule
 
 
@@ -107,7 +108,7 @@ def train_ensemble(
             recorded[name].append(torch.as_tensor(fn(params)).detach().clone())
         steps.append(t)
 
-    for t in _progress(n_steps, progress, "training"):
+    for t in step_range(n_steps, progress, "training"):
         if t % every == 0:
             record(t)
         eta = schedule(t)

@@ -89,3 +89,11 @@ def test_setup_prints_one_line_and_returns_runtime(clean_env, capsys):
     import matplotlib as mpl
 
     assert mpl.rcParams["axes.prop_cycle"].by_key()["color"][0] == nt.PALETTE["blue"]
+
+
+def test_step_range_shows_a_bar_only_at_full_scale_by_default(clean_env):
+    assert isinstance(runtime.step_range(5), range)
+    clean_env.setenv("NTCOURSE_SCALE", "full")
+    bar = runtime.step_range(5, desc="x")
+    assert not isinstance(bar, range) and list(bar) == [0, 1, 2, 3, 4]
+    assert isinstance(runtime.step_range(5, progress=False), range)
