@@ -8,12 +8,14 @@ batches, average the results for each batch's ``loss_fn`` explicitly.
 * :func:`hvp`: :math:`Hv` by reverse-over-reverse differentiation, cost about two gradients.
 * :func:`hutchinson_trace`: :math:`\Tr H=\E[v^\top Hv]` over Rademacher probes, with its standard error.
 * :func:`lanczos`: the top ``k`` eigenvalues (and eigenvectors) from ``n_iter`` products.
+* :func:`spectral_density`: stochastic Lanczos quadrature of the whole spectrum (:class:`SpectralDensity`).
 * :func:`dense_hessian`: the full matrix, for toy sizes and as the reference in tests.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -94,42 +96,120 @@ def hutchinson_trace(loss_fn: LossFn, theta, n_probes: int, generator: torch.Gen
     return Estimate(mean=float(s.mean()), sem=float(s.std(unbiased=True) / math.sqrt(n_probes)))
 
 
+def _lanczos_batch(matvec: Callable[[torch.Tensor], torch.Tensor], q0: torch.Tensor, n_iter: int,
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Lanczos from ``P`` starting vectors at once, full reorthogonalisation, float64.
+
+    ``matvec`` maps ``(P, D)`` to ``(P, D)``. Returns ``alpha`` ``(P, m)``, ``beta`` ``(P, m-1)`` and the
+    basis ``(m, P, D)``. A run that finds an invariant subspace (``beta`` ~ 0) continues with a zero
+    vector, so its tridiagonal matrix splits into the exact block and a zero block whose eigenvectors
+    have zero first component: they carry no quadrature weight and are dropped by the callers.
+    """
+    p, d = q0.shape
+    basis = torch.zeros(n_iter, p, d, dtype=torch.float64, device=q0.device)
+    alpha = torch.zeros(p, n_iter, dtype=torch.float64, device=q0.device)
+    beta = torch.zeros(p, max(n_iter - 1, 0), dtype=torch.float64, device=q0.device)
+    q = q0.double() / q0.double().norm(dim=1, keepdim=True)
+    scale = torch.zeros(p, dtype=torch.float64, device=q0.device)
+    for j in range(n_iter):
+        basis[j] = q
+        w = matvec(q).double()
+        alpha[:, j] = (w * q).sum(1)
+        scale = torch.maximum(scale, alpha[:, j].abs())
+        for _ in range(2):                                   # full reorthogonalisation, twice
+            coef = torch.einsum("jpd,pd->jp", basis[: j + 1], w)
+            w = w - torch.einsum("jp,jpd->pd", coef, basis[: j + 1])
+        if j + 1 < n_iter:
+            b = w.norm(dim=1)
+            alive = b > 1e-12 * torch.clamp(scale, min=1.0)
+            beta[:, j] = torch.where(alive, b, torch.zeros_like(b))
+            q = torch.where(alive[:, None], w / torch.where(alive, b, torch.ones_like(b))[:, None], torch.zeros_like(w))
+    return alpha, beta, basis
+
+
+def _tridiagonal(alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    return torch.diag_embed(alpha) + torch.diag_embed(beta, 1) + torch.diag_embed(beta, -1)
+
+
+def _iterations(k: int, d: int, n_iter: int | None, default: int) -> int:
+    if k > d:
+        raise ValueError(f"k={k} exceeds the number of parameters D={d}.")
+    n_iter = min(d, default) if n_iter is None else check.integer("n_iter", n_iter, minimum=k)
+    if n_iter > d:
+        raise ValueError(f"n_iter={n_iter} exceeds the number of parameters D={d}.")
+    return n_iter
+
+
 def lanczos(loss_fn: LossFn, theta, k: int, n_iter: int | None = None, generator: torch.Generator | None = None,
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top ``k`` eigenvalues (descending, ``(k,)``) and eigenvectors (columns, ``(D, k)``) of the Hessian.
 
     Lanczos with full reorthogonalisation, ``n_iter`` Hessian-vector products (default
-    ``min(D, max(3k, 30))``), in float64. The largest eigenvalues converge first.
+    ``min(D, max(3k, 30))``), in float64. The largest eigenvalues converge first. If the Krylov space
+    closes early (a Hessian with fewer than ``n_iter`` distinct eigenvalues), the eigenvalues found are exact.
     """
     theta = _theta(theta)
     d = theta.numel()
     k = check.integer("k", k, minimum=1)
-    if k > d:
-        raise ValueError(f"k={k} exceeds the number of parameters D={d}.")
-    n_iter = min(d, max(3 * k, 30)) if n_iter is None else check.integer("n_iter", n_iter, minimum=k)
+    n_iter = _iterations(k, d, n_iter, max(3 * k, 30))
+    product = vmap(lambda v: _hvp(loss_fn, theta, v.to(theta)))
+    q0 = torch.randn(1, d, generator=generator, dtype=torch.float64, device=theta.device)
+    alpha, beta, basis = _lanczos_batch(product, q0, n_iter)
+    m = n_iter if bool((beta[0] > 0).all()) else int((beta[0] == 0).nonzero()[0]) + 1
+    evals, evecs = torch.linalg.eigh(_tridiagonal(alpha[0, :m], beta[0, : m - 1]))
+    order = evals.argsort(descending=True)[: min(k, m)]
+    return evals[order], basis[:m, 0].T @ evecs[:, order]
+
+
+@dataclass(frozen=True, eq=False)
+class SpectralDensity:
+    r"""A stochastic Lanczos quadrature of the Hessian spectrum.
+
+    For probe ``p``, ``nodes[p]`` and ``weights[p]`` (each ``(P, m)``, float64, weights summing to one per
+    probe) form the Gauss quadrature of the measure :math:`\mu_p=\sum_i (u_i^\top q_p)^2\delta_{\lambda_i}` (``q_p`` the unit-normalised probe, ``u_i`` the eigenvectors),
+    exact for polynomials of degree up to :math:`2m-1`. The spectral density
+    :math:`\rho(\lambda)=\frac1D\sum_i\delta(\lambda-\lambda_i)` is estimated by the average of these
+    measures over probes; :math:`\Tr f(H)=D\int f\,d\rho`.
+    """
+
+    nodes: torch.Tensor
+    weights: torch.Tensor
+    dim: int
+
+    def trace(self, f: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> Estimate:
+        r"""Estimate of :math:`\Tr f(H)` (``f`` acts elementwise on a float64 tensor) with its standard error."""
+        per_probe = self.dim * (self.weights * f(self.nodes)).sum(1)
+        n = per_probe.numel()
+        sem = float(per_probe.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
+        return Estimate(mean=float(per_probe.mean()), sem=sem)
+
+    def density(self, grid, width: float) -> torch.Tensor:
+        r"""The density :math:`\rho` smoothed by a Gaussian of standard deviation ``width`` on ``grid`` ``(G,)``.
+
+        Integrates to one over the real line (the mass of eigenvalues beyond the grid is lost from it).
+        """
+        grid = check.tensor("grid", grid, ndim=1).double().to(self.nodes.device)
+        width = check.real("width", width, positive=True)
+        z = (grid[:, None, None] - self.nodes[None]) / width
+        kernel = torch.exp(-0.5 * z**2) / (width * math.sqrt(2 * math.pi))
+        return (kernel * self.weights[None]).sum(2).mean(1)
+
+
+def spectral_density(loss_fn: LossFn, theta, n_probes: int, n_iter: int = 80,
+                     generator: torch.Generator | None = None) -> SpectralDensity:
+    """Stochastic Lanczos quadrature (Ghorbani, Krishnan & Xiao 2019) of the Hessian at ``theta``.
+
+    Runs ``n_iter`` Lanczos steps from each of ``n_probes`` Rademacher vectors, all probes batched in
+    one ``vmap`` of Hessian-vector products: ``n_probes * n_iter`` products in all.
+    """
+    theta = _theta(theta)
+    d = theta.numel()
+    n_probes = check.integer("n_probes", n_probes, minimum=1)
+    n_iter = check.integer("n_iter", n_iter, minimum=1)
     if n_iter > d:
         raise ValueError(f"n_iter={n_iter} exceeds the number of parameters D={d}.")
-    matvec = lambda v: hvp(loss_fn, theta, v.to(theta)).double()
-    q = torch.randn(d, generator=generator, dtype=torch.float64, device=theta.device)
-    basis = torch.zeros(n_iter, d, dtype=torch.float64, device=theta.device)
-    alpha = torch.zeros(n_iter, dtype=torch.float64, device=theta.device)
-    beta = torch.zeros(n_iter, dtype=torch.float64, device=theta.device)
-    q = q / q.norm()
-    m = n_iter
-    for j in range(n_iter):
-        basis[j] = q
-        w = matvec(q)
-        alpha[j] = w @ q
-        w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)      # full reorthogonalisation, twice
-        w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
-        if j + 1 < n_iter:
-            beta[j] = w.norm()
-            if beta[j] < 1e-12 * max(1.0, alpha[: j + 1].abs().max().item()):
-                m = j + 1                                      # invariant subspace found: stop early
-                break
-            q = w / beta[j]
-    tri = torch.diag(alpha[:m]) + torch.diag(beta[: m - 1], 1) + torch.diag(beta[: m - 1], -1)
-    evals, evecs = torch.linalg.eigh(tri)
-    order = evals.argsort(descending=True)[: min(k, m)]
-    vectors = basis[:m].T @ evecs[:, order]
-    return evals[order], vectors
+    probes = torch.randint(0, 2, (n_probes, d), generator=generator, device=theta.device).double() * 2 - 1
+    product = vmap(lambda v: _hvp(loss_fn, theta, v.to(theta)))
+    alpha, beta, _ = _lanczos_batch(product, probes, n_iter)
+    evals, evecs = torch.linalg.eigh(_tridiagonal(alpha, beta))
+    return SpectralDensity(nodes=evals, weights=evecs[:, 0, :] ** 2, dim=d)
