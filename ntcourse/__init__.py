@@ -4,11 +4,13 @@ Notebooks start with ``import ntcourse as nt; nt.setup()`` and use the names re-
 here. Modules, from the ground up: ``runtime`` (device, seed, scale); ``landscapes``,
 ``schedules`` and ``data`` (analytic losses, learning-rate schedules, datasets); ``dynamics`` and
 ``models`` (batched SGD/SignGD/Langevin; small networks and vmapped ensembles); ``train``, ``thermo``,
-``curvature`` and ``noise`` (what the labs measure); ``cache`` (stored results of long runs);
+``curvature``, ``noise`` and ``paths`` (what the labs measure); ``cache`` and ``experiments`` (named long runs and
+their stored results, run headless by ``python -m ntcourse run NAME``);
 ``plotting``, ``widgets``, ``report`` and ``checks`` (what a reader sees).
 """
 
-from . import cache, checks, curvature, data, dynamics, landscapes, models, noise, plotting, report, runtime, schedules, thermo, train, widgets
+from . import (cache, checks, curvature, data, dynamics, experiments, landscapes, models, noise, paths, plotting, report,
+               runtime, schedules, thermo, train, widgets)
 from .dynamics import (
     DivergenceError,
     GaussianNoise,
@@ -32,7 +34,7 @@ from .widgets import explorer
 __version__ = "0.1.0"
 
 __all__ = [
-    "CYCLE", "cache", "checks", "curvature", "data", "models", "noise", "train", "Comparison", "Constant", "Cosine", "CurvedValley", "curved_valley", "flat_path", "parabolic_valley", "DivergenceError", "Estimate", "GaussianNoise",
+    "CYCLE", "cache", "experiments", "paths", "checks", "curvature", "data", "models", "noise", "train", "Comparison", "Constant", "Cosine", "CurvedValley", "curved_valley", "flat_path", "parabolic_valley", "DivergenceError", "Estimate", "GaussianNoise",
     "InverseTime", "Linear", "PALETTE", "Quadratic", "Runtime", "Schedule", "StepState", "Trajectory",
     "WarmupStableDecay", "apply_style", "as_schedule", "by_scale", "compare", "compare_table",
     "continuous_lyapunov", "covariance_noise", "diagonal_quadratic", "discrete_lyapunov", "dynamics",

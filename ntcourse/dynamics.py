@@ -311,7 +311,9 @@ def _noisy(gradient: GradientFn, noise: GaussianNoise | None):
 
 
 _RUN_DOC = """
-    Args (the first four positional; the rest keyword-only):
+    The first four arguments are positional, the rest keyword-only.
+
+    Args:
         gradient: a landscape (with ``.grad(theta)``) or a function ``gradient(theta, generator)``
             returning a gradient estimate of shape ``(R, D)``.
         theta0: ``(R, D)`` initial parameters, one row per replica.
@@ -320,7 +322,7 @@ _RUN_DOC = """
         noise: optional additive Gaussian gradient noise (:func:`isotropic_noise`,
             :func:`hessian_noise`, :func:`covariance_noise`).
         generator: ``torch.Generator`` on the device of ``theta0`` (default: a fresh one seeded
-            from torch's global seed, which :func:`ntcourse.setup` sets).
+            from torch's global seed, which :func:`ntcourse.runtime.setup` sets).
         observables: name -> function of a :class:`StepState` returning ``(R, ...)``.
         every: record every ``every`` steps, starting at step ``record_from``.
         record_theta: also record the parameters under the name ``"theta"``.

@@ -29,7 +29,7 @@ class Comparison:
 
     @property
     def rel_error(self) -> float:
-        """|measured / predicted - 1|."""
+        """``abs(measured / predicted - 1)``."""
         return abs(self.ratio - 1.0)
 
     def __str__(self) -> str:

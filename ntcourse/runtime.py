@@ -4,10 +4,10 @@ This module is the package's ground floor: the only other module it touches is
 ``plotting``, imported lazily by :func:`setup` to apply the house style. Settings come from environment
 variables so that a notebook, a test run and a command line see the same values:
 
-``NTCOURSE_SCALE``  ``quick`` (default: every notebook in under 60 s on 2 CPU cores) or
-                    ``full`` (paper scale, meant for one GPU).
-``NTCOURSE_SEED``   integer seed, default 0.
-``NTCOURSE_DEVICE`` ``cuda``, ``cuda:1``, ``mps`` or ``cpu``; default: CUDA, then Apple MPS, then CPU.
+* ``NTCOURSE_SCALE``: ``quick`` (default: every notebook in under 60 s on 2 CPU cores) or
+  ``full`` (paper scale, meant for one GPU);
+* ``NTCOURSE_SEED``: integer seed, default 0;
+* ``NTCOURSE_DEVICE``: ``cuda``, ``cuda:1``, ``mps`` or ``cpu``; default: CUDA, then Apple MPS, then CPU.
 
 On the CPU at quick scale, :func:`setup` uses one torch thread: the course's batched
 tensors are small, and there one thread is as fast as two while two threads on a shared

@@ -122,3 +122,34 @@ def train_ensemble(
             )
     record(n_steps)
     return params, History(steps=torch.tensor(steps), records={k: torch.stack(v) for k, v in recorded.items()})
+
+
+def train(
+    model: nn.Module,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lr,
+    n_steps: int,
+    *,
+    callbacks: Mapping[str, Callable[[dict], torch.Tensor]] | None = None,
+    **options,
+) -> tuple[dict[str, torch.Tensor], History]:
+    """Train one network, starting from ``model``'s own parameters (the module is not modified).
+
+    The same loop as :func:`train_ensemble` with ``M = 1`` (so one model and an ensemble of one
+    give identical results), taking and returning parameters without the ensemble axis. The
+    callbacks receive the parameter dict of the single model; records have shape ``(K, ...)``.
+    Other keyword arguments (``batch_size``, ``weight_decay``, ``generator``, ``every``,
+    ``progress``) are those of :func:`train_ensemble`. Load the result back with
+    ``model.load_state_dict(params, strict=False)``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
+    params = {k: v.detach()[None] for k, v in model.named_parameters()}
+    buffers = {k: v.detach()[None] for k, v in model.named_buffers()}
+    single = {name: (lambda p, fn=fn: torch.as_tensor(fn({k: v[0] for k, v in p.items()}))[None])
+              for name, fn in (callbacks or {}).items()}
+    trained, history = train_ensemble(model, params, loss, x, y, lr, n_steps, callbacks=single, buffers=buffers, **options)
+    records = {k: v[:, 0] for k, v in history.records.items()}
+    return {k: v[0] for k, v in trained.items()}, History(steps=history.steps, records=records)

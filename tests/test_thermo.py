@@ -72,3 +72,74 @@ def test_fick_jacobs_bad_inputs():
         nt.thermo.fick_jacobs_mfpt(lambda y: y, 0.0)
     with pytest.raises(ValueError, match="finite values"):
         nt.thermo.fick_jacobs_mfpt(lambda y: y / 0.0, 1.0)
+
+
+def test_ratio_estimate_exact_and_correlated():
+    b = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=F64)
+    est = nt.thermo.ratio_estimate(2 * b, b)
+    assert est.mean == pytest.approx(2.0) and est.sem == pytest.approx(0.0, abs=1e-12)
+    series = torch.stack([b, b + 1], 1)                 # (R, K) series are averaged over K
+    assert nt.thermo.ratio_estimate(series, series).mean == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="must match"):
+        nt.thermo.ratio_estimate(b, b[:3])
+    with pytest.raises(ValueError, match="averages to zero"):
+        nt.thermo.ratio_estimate(b, b - b.mean())
+
+
+def test_equipartition_ratio_on_boltzmann_samples():
+    g = torch.Generator().manual_seed(0)
+    lam, temp = torch.tensor([0.5, 2.0, 10.0], dtype=F64), 0.3
+    x = torch.randn(64, 200, 3, generator=g, dtype=F64) * (temp / lam).sqrt()
+    for est in nt.thermo.equipartition_ratio(x, lam, temp):
+        assert abs(est.mean - 1) < 4 * est.sem and est.sem < 0.05
+    hot = nt.thermo.equipartition_ratio(x, lam, temp / 2)
+    assert all(abs(e.mean - 2) < 4 * e.sem for e in hot)
+    with pytest.raises(ValueError, match="curvature must be positive"):
+        nt.thermo.equipartition_ratio(x, torch.tensor([1.0, 0.0, 1.0]), temp)
+    with pytest.raises(ValueError, match=r"modes must have 3 dimension\(s\)"):
+        nt.thermo.equipartition_ratio(x[0], lam, temp)
+
+
+def test_fluctuation_dissipation_relations_hold_for_sgd_on_a_quadratic():
+    # SGD with additive noise of covariance C on L = 1/2 x^T A x; FDR1 and FDR2 are exact here.
+    g = torch.Generator().manual_seed(1)
+    a = torch.tensor([[2.0, 0.5], [0.5, 1.0]], dtype=F64)
+    lr, r, burn, k = 0.3, 512, 200, 400
+    theta = torch.zeros(r, 2, dtype=F64)
+    rec = []
+    for t in range(burn + k):
+        full = theta @ a
+        batch = full + torch.randn(r, 2, generator=g, dtype=F64) * torch.tensor([1.0, 0.3], dtype=F64)
+        if t >= burn and t % 4 == 0:
+            rec.append((theta, full, batch, batch @ a))
+        theta = theta - lr * batch
+    th, fg, bg, hg = (torch.stack(z, 1) for z in zip(*rec))
+    sides = nt.thermo.fluctuation_dissipation(th, fg, bg, lr, hvp_batch_grad=hg)
+    for name in ("fdr1", "fdr2"):
+        est = nt.thermo.ratio_estimate(*sides[name])
+        assert abs(est.mean - 1) < 5 * est.sem, (name, est)
+        assert est.sem < 0.05
+    with pytest.raises(ValueError, match="batch_grad has shape"):
+        nt.thermo.fluctuation_dissipation(th, fg, bg[..., :1], lr)
+
+
+def test_path_free_energy_and_occupation():
+    s = torch.linspace(0, 1, 5, dtype=F64)
+    lam = torch.stack([1 + s, 2 + s**2], 1)
+    f = nt.thermo.path_free_energy(torch.zeros(5), lam, 0.2)
+    torch.testing.assert_close(f, 0.1 * torch.log(lam).sum(1))
+    torch.testing.assert_close(nt.thermo.path_free_energy(torch.zeros(5), torch.log(lam).sum(1), 0.2), f)
+    with pytest.raises(ValueError, match="must be positive"):
+        nt.thermo.path_free_energy(torch.zeros(5), lam - 2, 0.2)
+    # samples from p(s) ∝ exp(-F/T) with F(s) = s on [0, 1], by inverting the CDF
+    temp = 0.5
+    u = torch.rand(200_000, generator=torch.Generator().manual_seed(2), dtype=F64)
+    x = -temp * torch.log(1 - u * (1 - torch.exp(torch.tensor(-1 / temp, dtype=F64))))
+    edges = torch.linspace(0, 1, 11, dtype=F64)
+    f_meas, counts = nt.thermo.occupation_free_energy(x, edges, temp)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    # a bin of n counts has relative error 1/sqrt(n), so F has error T/sqrt(n)
+    err = temp / counts.sqrt()
+    assert ((f_meas - (centres - centres[0])).abs() < 5 * err + 1e-3).all()
+    with pytest.raises(ValueError, match="strictly increasing"):
+        nt.thermo.occupation_free_energy(x, edges.flip(0), temp)

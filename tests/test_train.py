@@ -62,3 +62,26 @@ def test_divergence_and_bad_inputs():
         train.train_ensemble(build(), params, mse, ds.x, ds.y, -0.1, 5, buffers=buffers)
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         train.train_ensemble(build(), params, mse, ds.x, ds.y, 0.1, 5, batch_size=0, buffers=buffers)
+
+
+def test_single_model_train_equals_a_torch_optim_loop_and_an_ensemble_of_one():
+    ds, build, _, _ = setup_problem()
+    torch.manual_seed(3)
+    net = build()
+    start = {k: v.detach().clone() for k, v in net.named_parameters()}
+    trained, hist = train.train(net, mse, ds.x, ds.y, 0.05, 20, weight_decay=0.1,
+                                callbacks={"loss": lambda p: mse(torch.func.functional_call(net, p, (ds.x,)), ds.y)})
+    for k, v in net.named_parameters():          # the module itself is untouched
+        assert torch.equal(v.detach(), start[k])
+    ref = build()
+    ref.load_state_dict(start)
+    opt = torch.optim.SGD(ref.parameters(), lr=0.05, weight_decay=0.1)
+    for _ in range(20):
+        opt.zero_grad()
+        mse(ref(ds.x), ds.y).backward()
+        opt.step()
+    for k, v in ref.named_parameters():
+        torch.testing.assert_close(trained[k], v.detach(), rtol=1e-10, atol=1e-12)
+    assert hist["loss"].shape == (21,) and hist["loss"][-1] < hist["loss"][0]
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        train.train(lambda x: x, mse, ds.x, ds.y, 0.1, 1)
