@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as _dt
+import importlib
 import json
 import math
 import os
@@ -342,7 +343,8 @@ def bench_peer(sizes: Sequence[int] = (32, 128, 128, 1), n_data: int = 256, k: i
     peer, version = _import_peer()
     if peer is None:
         return _skipped("peer", title, version, sizes={"layers": list(sizes), "n_data": n_data, "k": k})
-    import pyhessian.hessian as peer_hessian_module
+    # the package's __init__ rebinds the name ``pyhessian.hessian`` to the class: take the module itself
+    peer_hessian_module = importlib.import_module("pyhessian.hessian")
 
     dev = _device(device)
     model, x, y, loss_fn, theta = hessian_problem(sizes, n_data, dev, seed)

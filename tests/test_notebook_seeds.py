@@ -14,7 +14,7 @@ import pytest
 from nbclient import NotebookClient
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-LABS = sorted(ROOT.glob("chapters/*/lab.ipynb")) + sorted(ROOT.glob("chapters/*/problems.ipynb"))
+LABS = sorted(ROOT.glob("chapters/*/lab*.ipynb")) + sorted(ROOT.glob("chapters/*/problems.ipynb"))
 TIMES = ROOT / "_build" / "notebook-times.json"
 
 
