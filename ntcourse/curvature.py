@@ -61,7 +61,8 @@ def hvp(loss_fn: LossFn, theta, v) -> torch.Tensor:
 
 def _hvp(loss_fn: LossFn, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     # Reverse over reverse: the gradient of (grad L . v). Forward-over-reverse (jvp of grad) is
-    # cheaper in principle but fails on modules called through functional_call in this torch
+    # cheaper in principle and works for one vector, but under vmap (how Hutchinson and SLQ batch
+    # their probes) it fails on modules called through functional_call in this torch
     # ("ZeroTensors are immutable").
     return grad(lambda th: torch.dot(grad(loss_fn)(th), v))(theta)
 
