@@ -5,25 +5,35 @@ results, ``--device``, ``--threads``, ``--only``); ``scripts/bench`` also instal
 Each benchmark times *ours* and a *reference* in the same process and checks that both compute
 the same thing:
 
-``dynamics``  SGD on a 2-D landscape for ``R`` replicas in one ``(R, D)`` tensor
-              (:func:`ntcourse.dynamics.sgd`) versus a Python loop calling the same function for one
-              replica at a time. Both read the same pre-drawn gradient noise, so the trajectories
-              must agree to rounding -- which shows the comparison is fair. Target: 50x.
-``ensemble``  full-batch training of ``M`` small MLPs at once with ``vmap``
-              (:func:`ntcourse.train.train_ensemble`) versus training each model separately through
-              the same function with ``M = 1``; the trained parameters must agree. Target: 10x.
-``lanczos``   the top ``k`` Hessian eigenvalues of an MLP by Lanczos (:func:`ntcourse.curvature.lanczos`)
-              versus the dense Hessian (assembled from the same Hessian-vector products, in ``vmap``
-              chunks) and ``torch.linalg.eigvalsh``; eigenvalues within ``1e-3`` relative. Target: 100x.
-``peer``      the same eigenvalues from the maintained peer library PyHessian (power iteration with
-              deflation); both within ``1e-3`` of the dense values, and ours not slower (target: 1x).
-              Reported as skipped when the peer is not importable: it is installed for the
-              benchmark only (``requirements-bench.txt``), never in ``requirements.txt``.
+* ``dynamics``: SGD on a 2-D landscape for ``R`` replicas in one ``(R, D)`` tensor
+  (:func:`ntcourse.dynamics.sgd`) versus a Python loop calling the same function for one replica at a
+  time. Both read the same pre-drawn gradient noise, so the trajectories must agree to rounding -- which
+  shows the comparison is fair. Target: 50x.
+* ``ensemble``: full-batch training of ``M`` small MLPs at once with ``vmap``
+  (:func:`ntcourse.train.train_ensemble`) versus training each model separately through the same
+  function with ``M = 1``; the trained parameters must agree. Target: 10x.
+* ``lanczos``: the top ``k`` Hessian eigenvalues of an MLP by Lanczos (:func:`ntcourse.curvature.lanczos`)
+  versus the dense Hessian (assembled from the same Hessian-vector products, in ``vmap`` chunks) and
+  ``torch.linalg.eigvalsh``; eigenvalues within ``1e-3`` relative. Target: 100x.
+* ``peer``: the same eigenvalues from the maintained peer library PyHessian (power iteration with
+  deflation); both within ``1e-3`` of the dense values, and ours not slower (target: 1x). Reported as
+  skipped when the peer is not importable: it is installed for the benchmark only
+  (``requirements-bench.txt``), never in ``requirements.txt``.
 
 Every result records the sizes, the seconds of each side (best of ``repeats`` runs, measured with
 ``time.perf_counter`` after a device synchronisation), the ratio ``reference / ours``, the target,
 whether it was met, and the correctness check. Only a failed correctness check makes the exit
 status non-zero: speed on a shared machine is noisy, so a missed target is reported, not fatal.
+
+The JSON report (``--json PATH``; :func:`run_suite` returns the same dict) has the top-level fields
+``schema``, ``suite``, ``mode`` (``quick``/``full``), ``seed``, ``started``, ``seconds``, ``environment``
+(``torch``, ``python``, ``platform``, ``device``, ``device_name``, ``cpu_count``, ``cpus_usable``,
+``torch_threads``, ``torch_interop_threads``, ``load_average_before``/``_after``), ``all_checks_passed``,
+``targets_met``, ``targets_total`` and ``benchmarks``: one entry per benchmark with ``name``, ``title``,
+``status`` (``ok`` or ``skipped``, then with a ``reason``), ``sizes``, ``ours`` and ``reference`` (each
+``label``, ``seconds`` -- the best run -- and ``runs``), ``ratio`` (reference seconds / ours), ``target``,
+``met``, ``check`` (``name``, ``value``, ``tolerance``, ``passed``) and ``details`` (e.g. the number of
+Hessian-vector products each side used and the eigenvalues).
 """
 
 from __future__ import annotations
@@ -60,14 +70,14 @@ CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
         "dynamics": dict(replicas=1024, steps=40, every=10, repeats=3, reference_repeats=1),
         "ensemble": dict(models=64, steps=40, width=16, n_data=64, repeats=3, reference_repeats=1),
-        "lanczos": dict(sizes=(16, 64, 48, 1), n_data=256, k=5, n_iter=40, chunk=128, repeats=3),
-        "peer": dict(sizes=(16, 64, 48, 1), n_data=256, k=5, n_iter=40, tol=1e-6, max_iter=1000, repeats=2),
+        "lanczos": dict(sizes=(16, 64, 48, 1), n_data=256, k=5, n_iter=None, chunk=128, repeats=3),
+        "peer": dict(sizes=(16, 64, 48, 1), n_data=256, k=5, n_iter=None, tol=1e-6, max_iter=1000, repeats=2),
     },
     "full": {
         "dynamics": dict(replicas=1024, steps=200, every=10, repeats=3, reference_repeats=1),
         "ensemble": dict(models=64, steps=200, width=16, n_data=64, repeats=3, reference_repeats=1),
-        "lanczos": dict(sizes=(32, 128, 128, 1), n_data=256, k=5, n_iter=40, chunk=128, repeats=3),
-        "peer": dict(sizes=(32, 128, 128, 1), n_data=256, k=5, n_iter=40, tol=1e-6, max_iter=1000, repeats=2),
+        "lanczos": dict(sizes=(32, 128, 128, 1), n_data=256, k=5, n_iter=None, chunk=128, repeats=3),
+        "peer": dict(sizes=(32, 128, 128, 1), n_data=256, k=5, n_iter=None, tol=1e-6, max_iter=1000, repeats=2),
     },
 }
 
@@ -171,7 +181,7 @@ def bench_dynamics(replicas: int = 1024, steps: int = 200, every: int = 10, repe
     scale = float(path_b.abs().max())
     return _result(
         "dynamics", "replica dynamics: batched vs loop",
-        sizes={"replicas": replicas, "dim": dim, "steps": steps, "landscape": land.name, "dtype": "float64"},
+        sizes={"replicas": replicas, "dim": dim, "steps": steps, "landscape": "parabolic_valley(n=1, a=3)", "dtype": "float64"},
         ours=_side("ntcourse.dynamics.sgd on one (R, D) tensor", ours_runs),
         reference=_side(f"Python loop: sgd on each of the {replicas} replicas", ref_runs),
         check=_check("max |batched - looped| over the recorded trajectory / max |theta|", diff / max(scale, 1e-300),
@@ -186,8 +196,13 @@ def bench_dynamics(replicas: int = 1024, steps: int = 200, every: int = 10, repe
 
 
 def bench_ensemble(models: int = 64, steps: int = 200, width: int = 16, n_data: int = 64, repeats: int = 3,
-                   reference_repeats: int = 1, device=None, seed: int = 0, lr: float = 0.1) -> dict[str, Any]:
-    """Full-batch GD on 1-D regression for ``M`` MLPs ``1-width-width-1``: one vmapped run versus ``M`` runs."""
+                   reference_repeats: int = 1, device=None, seed: int = 0, lr: float = 0.05) -> dict[str, Any]:
+    """Full-batch GD on 1-D regression for ``M`` MLPs ``1-width-width-1``: one vmapped run versus ``M`` runs.
+
+    The rate is kept in the stable regime: near the edge of stability (``lr = 0.1`` here) float32 rounding
+    differences between the batched and the single-model matrix products grow over a few hundred steps, and
+    the two sides would no longer train the same models.
+    """
     dev = _device(device)
     x = torch.linspace(-2.0, 2.0, n_data, device=dev)[:, None]
     y = torch.sin(2.0 * x)
@@ -287,24 +302,46 @@ def _residual(loss_fn, theta: torch.Tensor, evals: torch.Tensor, evecs: torch.Te
     return float(r.max())
 
 
-def bench_lanczos(sizes: Sequence[int] = (32, 128, 128, 1), n_data: int = 256, k: int = 5, n_iter: int = 40,
+def _counted(loss_fn) -> tuple[Callable, list[int]]:
+    """``loss_fn`` wrapped to count its evaluations: one per Hessian-vector product (or per ``vmap`` batch of them)."""
+    calls = [0]
+
+    def wrapped(theta):
+        calls[0] += 1
+        return loss_fn(theta)
+
+    return wrapped, calls
+
+
+def _ours(loss_fn, theta, k: int, n_iter: int | None, repeats: int, seed: int):
+    """Time :func:`ntcourse.curvature.lanczos`; return ``(evals, evecs)``, the seconds, and the products of one run."""
+    counted, calls = _counted(loss_fn)
+    gen = torch.Generator(device=theta.device).manual_seed(seed)
+
+    def once():
+        calls[0] = 0
+        return curvature.lanczos(counted, theta, k, n_iter=n_iter, generator=gen)
+
+    out, runs = _timed(once, repeats, theta.device)
+    return out, runs, calls[0]
+
+
+def bench_lanczos(sizes: Sequence[int] = (32, 128, 128, 1), n_data: int = 256, k: int = 5, n_iter: int | None = None,
                   chunk: int = 128, repeats: int = 3, device=None, seed: int = 0) -> dict[str, Any]:
-    """Top-``k`` Hessian eigenvalues: Lanczos (``n_iter`` products) versus dense ``eigvalsh`` (``D`` products)."""
+    """Top-``k`` Hessian eigenvalues: Lanczos (``n_iter`` products, default the library's) versus dense ``eigvalsh`` (``D`` products)."""
     dev = _device(device)
     _, _, _, loss_fn, theta = hessian_problem(sizes, n_data, dev, seed)
     d = theta.numel()
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    (evals, evecs), ours_runs = _timed(lambda: curvature.lanczos(loss_fn, theta, k, n_iter=n_iter, generator=gen),
-                                       repeats, dev)
+    (evals, evecs), ours_runs, hvps = _ours(loss_fn, theta, k, n_iter, repeats, seed)
     (dense, parts), ref_runs = _timed(lambda: dense_top_eigenvalues(loss_fn, theta, k, chunk), 1, dev)
     err = _relative_error(evals, dense)
     return _result(
         "lanczos", "top-k Hessian eigenvalues: Lanczos vs dense",
         sizes={"params": d, "layers": list(sizes), "n_data": n_data, "k": k, "dtype": "float64"},
-        ours=_side(f"curvature.lanczos, {n_iter} Hessian-vector products", ours_runs),
+        ours=_side(f"curvature.lanczos, {hvps} Hessian-vector products", ours_runs),
         reference=_side(f"dense Hessian from {d} products (vmap chunks of {chunk}) + eigvalsh", ref_runs),
         check=_check("max relative eigenvalue error, Lanczos vs dense", err, EIGEN_RTOL),
-        details={"hvps_ours": n_iter, "hvps_reference": d, "dense_build_s": parts["build_s"],
+        details={"hvps_ours": hvps, "hvps_reference": d, "dense_build_s": parts["build_s"],
                  "dense_eigvalsh_s": parts["eigvalsh_s"], "dense_bytes": d * d * theta.element_size(),
                  "eigenvalues_ours": evals.tolist(), "eigenvalues_dense": dense.tolist(),
                  "lanczos_max_relative_residual": _residual(loss_fn, theta, evals, evecs)},
@@ -327,17 +364,18 @@ def _import_peer():
     return pyhessian, ver
 
 
-def bench_peer(sizes: Sequence[int] = (32, 128, 128, 1), n_data: int = 256, k: int = 5, n_iter: int = 40,
+def bench_peer(sizes: Sequence[int] = (32, 128, 128, 1), n_data: int = 256, k: int = 5, n_iter: int | None = None,
                tol: float = 1e-6, max_iter: int = 1000, repeats: int = 2, device=None, seed: int = 0,
                reference: Sequence[float] | None = None) -> dict[str, Any]:
-    """Top-``k`` Hessian eigenvalues: ours (Lanczos) versus PyHessian's deflated power iteration.
+    """Top-``k`` Hessian eigenvalues: ours (Lanczos) versus PyHessian's power iteration with deflation.
 
     ``reference`` holds the exact top eigenvalues of the same problem (from :func:`bench_lanczos`); without it
-    they are computed here with :func:`dense_top_eigenvalues`. PyHessian stops each eigenvalue when two
-    successive Rayleigh quotients differ by less than ``tol`` (relative) -- the default ``1e-3`` is too loose
-    for three digits, ``1e-6`` makes them accurate -- and we run Lanczos for ``n_iter`` products; both are
-    then checked against the reference. The peer's products are counted by wrapping its
-    ``hessian_vector_product``.
+    they are computed here with :func:`dense_top_eigenvalues`. The two methods converge differently, so each
+    runs at a setting that makes it accurate: Lanczos for ``n_iter`` products (default: the library's,
+    ``max(3k, 30)``), PyHessian until two successive Rayleigh quotients differ by less than ``tol`` (relative)
+    for each eigenvalue -- its default ``1e-3`` misses three digits (errors of several ``1e-3`` on these
+    problems), ``1e-6`` gives about ``1e-5``. Both are checked against the reference; the products each used are
+    counted (ours by counting evaluations of the loss, the peer's by wrapping its ``hessian_vector_product``).
     """
     title = "top-k Hessian eigenvalues: ours vs PyHessian"
     peer, version = _import_peer()
@@ -351,10 +389,8 @@ def bench_peer(sizes: Sequence[int] = (32, 128, 128, 1), n_data: int = 256, k: i
     d = theta.numel()
     if reference is None:
         reference = dense_top_eigenvalues(loss_fn, theta, k)[0]
-    reference = torch.as_tensor(list(reference), dtype=torch.float64)[:k]
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    (ours, _), ours_runs = _timed(lambda: curvature.lanczos(loss_fn, theta, k, n_iter=n_iter, generator=gen),
-                                  repeats, dev)
+    reference = torch.tensor([float(v) for v in reference][:k], dtype=torch.float64)
+    (ours, _), ours_runs, hvps = _ours(loss_fn, theta, k, n_iter, repeats, seed)
 
     counter = [0]
     original = peer_hessian_module.hessian_vector_product
@@ -389,12 +425,12 @@ def bench_peer(sizes: Sequence[int] = (32, 128, 128, 1), n_data: int = 256, k: i
     return _result(
         "peer", title,
         sizes={"params": d, "layers": list(sizes), "n_data": n_data, "k": k, "dtype": "float64"},
-        ours=_side(f"curvature.lanczos, {n_iter} Hessian-vector products", ours_runs),
+        ours=_side(f"curvature.lanczos, {hvps} Hessian-vector products", ours_runs),
         reference=_side(f"{PEER} {version} power iteration (tol={tol:g}), {peer_hvps} products", ref_runs),
         check=_check("max relative eigenvalue error of either side vs the exact values", max(err_ours, err_peer),
                      EIGEN_RTOL, ours_vs_exact=err_ours, peer_vs_exact=err_peer, ours_vs_peer=err_pair),
         details={"peer": PEER, "peer_version": version, "peer_tol": tol, "peer_max_iter": max_iter,
-                 "hvps_ours": n_iter, "hvps_peer": peer_hvps, "eigenvalues_ours": ours.tolist(),
+                 "hvps_ours": hvps, "hvps_peer": peer_hvps, "eigenvalues_ours": ours.tolist(),
                  "eigenvalues_peer": theirs.tolist(), "eigenvalues_exact": reference.tolist()},
     )
 
@@ -515,6 +551,10 @@ def format_table(report: dict[str, Any]) -> str:
     out.append(f"{report['mode']} mode, {report['seconds']:.1f} s; device {env['device']} ({env['device_name']}); "
                f"torch {env['torch']}, {env['torch_threads']} thread(s), {env['cpus_usable']} of {env['cpu_count']} CPUs; "
                f"load average {env['load_average_before']} before, {env.get('load_average_after')} after")
+    load, cpus = env.get("load_average_after") or env["load_average_before"], env["cpus_usable"] or 1
+    if env["device"] == "cpu" and load and max(load[0], (env["load_average_before"] or [0])[0]) > 0.5 * cpus:
+        out.append(f"note: the machine was busy (load average above half its {cpus} CPUs): ratios are noisy"
+                   + ("; on a shared machine --threads 1 is steadier" if env["torch_threads"] > 1 else ""))
     out.append(f"targets met: {report['targets_met']} of {report['targets_total']} (speed is reported, not enforced); "
                f"correctness checks: {'all passed' if report['all_checks_passed'] else 'FAILED'}")
     return "\n".join(out)
