@@ -1,4 +1,8 @@
-"""Small datasets that need no download: teacher-student regression and scikit-learn's digits.
+"""Datasets: teacher-student regression and scikit-learn's digits (no download), CIFAR-10 from its binary files.
+
+CIFAR-10 (:func:`cifar10`) is read from the official binary files, which the full-scale
+experiments download once (:func:`download_cifar10`); quick mode uses :func:`synthetic_images`, a
+stand-in of the same shape made on the spot.
 
 Every function returns float tensors and takes a ``torch.Generator`` (or a seed) for whatever it
 draws, so a dataset is reproducible on its own, independent of the global random state.
@@ -6,8 +10,11 @@ draws, so a dataset is reproducible on its own, independent of the global random
 
 from __future__ import annotations
 
+import os
+import pathlib
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from . import _validate as check
@@ -15,7 +22,7 @@ from . import _validate as check
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Inputs ``x`` ``(N, d)`` and targets ``y`` ``(N, ...)`` of one split."""
+    """Inputs ``x`` ``(N, d)`` (images: ``(N, C, H, W)``) and targets ``y`` ``(N, ...)`` of one split."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -66,3 +73,179 @@ def digits(split: str = "train", test_fraction: float = 0.2, seed: int = 0,
     std = torch.where(std > 0, std, torch.ones_like(std))   # corner pixels are constant in the training set
     idx = train_idx if split == "train" else test_idx
     return Dataset(x=((x[idx] - mean) / std).to(dtype), y=y[idx])
+
+
+# --------------------------------------------------------------------------- images: CIFAR-10 and a synthetic stand-in
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+CIFAR10_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
+CIFAR10_FOLDER = "cifar-10-batches-bin"
+CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+CIFAR10_TEST_FILES = ("test_batch.bin",)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+_CIFAR_RECORD = 1 + 3 * 32 * 32   # one label byte, then 1024 red, 1024 green, 1024 blue pixel bytes (row-major)
+
+
+def data_dir(root: str | os.PathLike | None = None) -> pathlib.Path:
+    """The folder that holds downloaded data sets: ``root``, else ``NTCOURSE_DATA``, else ``~/.cache/ntcourse/data``."""
+    if root is None:
+        root = os.environ.get("NTCOURSE_DATA") or pathlib.Path.home() / ".cache" / "ntcourse" / "data"
+    return pathlib.Path(root).expanduser()
+
+
+def _cifar_folder(root) -> pathlib.Path:
+    base = data_dir(root)
+    return base if base.name == CIFAR10_FOLDER else base / CIFAR10_FOLDER
+
+
+def _read_cifar_file(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
+    """Records of one binary batch file: images ``(n, 3, 32, 32)`` uint8 (CHW) and labels ``(n,)`` uint8."""
+    size = path.stat().st_size
+    if size == 0 or size % _CIFAR_RECORD:
+        raise ValueError(
+            f"{path} has {size} bytes, which is not a positive multiple of the {_CIFAR_RECORD}-byte CIFAR-10 record "
+            f"(1 label byte + 3072 pixel bytes): the file is truncated or is not from the binary version. Delete it "
+            f"and download {CIFAR10_URL} again (or call ntcourse.data.download_cifar10())."
+        )
+    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, _CIFAR_RECORD)
+    labels = raw[:, 0]
+    if labels.max() > 9:
+        raise ValueError(f"{path} has a label {int(labels.max())} outside 0..9: it is not a CIFAR-10 binary batch file.")
+    return raw[:, 1:].reshape(-1, 3, 32, 32), labels
+
+
+def _cifar_missing_message(folder: pathlib.Path, missing: list[str]) -> str:
+    return (
+        f"CIFAR-10 (binary version) not found: missing {missing} in {folder}. Download {CIFAR10_URL} "
+        f"(about 162 MB, MD5 {CIFAR10_MD5}) and extract it so that the folder {folder} holds "
+        f"{', '.join(CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES)}; e.g. `tar -xzf cifar-10-binary.tar.gz -C {folder.parent}`, "
+        "or run ntcourse.data.download_cifar10(). The data folder is the `root` argument, else the NTCOURSE_DATA "
+        "environment variable, else ~/.cache/ntcourse/data. (The python/pickled version is not read: it would need unpickling.)"
+    )
+
+
+def cifar10(root: str | os.PathLike | None = None, split: str = "train", dtype: torch.dtype = torch.float32,
+            limit: int | None = None) -> Dataset:
+    """CIFAR-10 from the official *binary* files (``cifar-10-batches-bin``): 50,000 training and 10,000 test images.
+
+    Reads ``data_batch_1.bin`` ... ``data_batch_5.bin`` (train) or ``test_batch.bin`` (test) from
+    ``root/cifar-10-batches-bin`` (``root``: see :func:`data_dir`; a ``root`` that *is* the
+    ``cifar-10-batches-bin`` folder is accepted too). Each record is one label byte followed by the
+    3,072 pixel bytes of a 32x32 colour image, channel by channel (red, green, blue), rows top to
+    bottom. Only raw bytes are read: the pickled "python version" of the data set is never used.
+
+    Returns a :class:`Dataset` with ``x`` ``(N, 3, 32, 32)`` in ``dtype``: pixels scaled to ``[0, 1]``,
+    then standardised per channel with the mean and standard deviation of the *training* split
+    (whatever ``split`` is), and ``y`` ``(N,)`` ``torch.long`` labels ``0..9`` (names in
+    ``ntcourse.data.CIFAR10_CLASSES``), in file order. ``limit`` keeps the first ``limit`` images only (the
+    statistics still come from the whole training split).
+
+    Raises:
+        FileNotFoundError: a file is missing; the message says where to download the data and where to put it.
+        ValueError: a file's size is not a multiple of the 3,073-byte record (truncated download).
+    """
+    check.choice("split", split, ("train", "test"))
+    if limit is not None:
+        limit = check.integer("limit", limit, minimum=1)
+    folder = _cifar_folder(root)
+    missing = [f for f in CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(_cifar_missing_message(folder, missing))
+    train = [_read_cifar_file(folder / f) for f in CIFAR10_TRAIN_FILES]
+    # per-channel statistics of the training pixels, exactly, from the histogram of byte values per channel
+    counts = np.zeros((3, 256), dtype=np.float64)
+    for images, _ in train:
+        for ch in range(3):
+            counts[ch] += np.bincount(images[:, ch].ravel(), minlength=256)
+    values = np.arange(256, dtype=np.float64) / 255.0
+    total = counts.sum(1)
+    mean = (counts * values).sum(1) / total
+    var = (counts * (values[None, :] - mean[:, None]) ** 2).sum(1) / (total - 1)
+    std = np.where(var > 0, np.sqrt(var), 1.0)
+    if split == "train":
+        images, labels = np.concatenate([t[0] for t in train]), np.concatenate([t[1] for t in train])
+    else:
+        images, labels = _read_cifar_file(folder / CIFAR10_TEST_FILES[0])
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    scale = torch.tensor(1.0 / (255.0 * std), dtype=torch.float64)[None, :, None, None]
+    shift = torch.tensor(mean / std, dtype=torch.float64)[None, :, None, None]
+    x = torch.from_numpy(images).to(dtype) * scale.to(dtype) - shift.to(dtype)   # (pixel/255 - mean) / std
+    return Dataset(x=x, y=torch.from_numpy(labels.astype(np.int64)))
+
+
+def download_cifar10(root: str | os.PathLike | None = None, url: str = CIFAR10_URL, quiet: bool = False) -> pathlib.Path:
+    """Fetch the binary CIFAR-10 archive, check its MD5, extract it under ``root``; return the batch folder.
+
+    Does nothing when the six batch files are already there. Used by the full-scale experiment only
+    (``data="cifar10"`` with ``download`` on): nothing in quick mode or in the tests downloads.
+    The archive is verified (MD5 ``c32a1d4a...``) before anything is extracted, and only the
+    regular files of ``cifar-10-batches-bin/`` are extracted from it.
+    """
+    import hashlib
+    import tarfile
+    import tempfile
+    import urllib.request
+
+    folder = _cifar_folder(root)
+    if all((folder / f).is_file() for f in CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES):
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".cifar-10-binary.", suffix=".tar.gz", dir=folder.parent)
+    os.close(fd)
+    try:
+        if not quiet:
+            print(f"ntcourse.data: downloading {url} to {folder.parent} ...")
+        md5 = hashlib.md5()
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                md5.update(chunk)
+                out.write(chunk)
+        if md5.hexdigest() != CIFAR10_MD5:
+            raise ValueError(f"the file downloaded from {url} has MD5 {md5.hexdigest()}, not {CIFAR10_MD5}: "
+                             "a damaged or different file; nothing was extracted. Try again.")
+        with tarfile.open(tmp, "r:gz") as tar:
+            members = [m for m in tar.getmembers()
+                       if m.isfile() and pathlib.PurePosixPath(m.name).parent.name == CIFAR10_FOLDER
+                       and pathlib.PurePosixPath(m.name).name in CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES]
+            folder.mkdir(parents=True, exist_ok=True)
+            for m in members:
+                source = tar.extractfile(m)
+                with open(folder / pathlib.PurePosixPath(m.name).name, "wb") as out:
+                    out.write(source.read())
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    missing = [f for f in CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(_cifar_missing_message(folder, missing))
+    return folder
+
+
+def synthetic_images(n: int, split: str = "train", num_classes: int = 10, noise: float = 1.0, seed: int = 0,
+                     dtype: torch.dtype = torch.float32) -> Dataset:
+    """A learnable stand-in for CIFAR-10 of the same shape, made on the spot (no download).
+
+    Each class has a smooth random template (a ``3 x 4 x 4`` Gaussian pattern upsampled bilinearly to
+    ``32 x 32``, drawn with ``seed``, the same for both splits); an image is its class template plus
+    independent Gaussian pixel noise of standard deviation ``noise``, rescaled to unit variance (the
+    task is easy on purpose: quick mode checks the pipeline, not the science). Labels are balanced
+    (``i mod num_classes``, shuffled). The two splits
+    use different draws (``seed + 1`` for train, ``seed + 2`` for test).
+
+    Returns ``x`` ``(n, 3, 32, 32)`` in ``dtype`` (roughly zero mean, unit variance per channel) and
+    ``y`` ``(n,)`` ``torch.long``.
+    """
+    n = check.integer("n", n, minimum=1)
+    check.choice("split", split, ("train", "test"))
+    num_classes = check.integer("num_classes", num_classes, minimum=2)
+    noise = check.real("noise", noise, nonnegative=True)
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(num_classes, 3, 4, 4, generator=g, dtype=torch.float64)
+    templates = torch.nn.functional.interpolate(coarse, size=(32, 32), mode="bilinear", align_corners=False)
+    templates = templates / templates.std(dim=(1, 2, 3), keepdim=True)
+    g = torch.Generator().manual_seed(seed + (1 if split == "train" else 2))
+    y = (torch.arange(n) % num_classes)[torch.randperm(n, generator=g)]
+    x = templates[y] + noise * torch.randn(n, 3, 32, 32, generator=g, dtype=torch.float64)
+    x = x / (1.0 + noise**2) ** 0.5
+    return Dataset(x=x.to(dtype), y=y)

@@ -1,6 +1,6 @@
 """Small networks, built so that many copies can run as one vectorised ensemble.
 
-Each builder returns a plain ``torch.nn.Sequential``. An ensemble of ``M`` independently
+Each builder returns a plain ``torch.nn.Sequential`` (:func:`resnet`'s holds residual blocks). An ensemble of ``M`` independently
 initialised copies is :func:`ensemble`: their parameters stacked along a new leading axis
 (``torch.func.stack_module_state``) and one function that evaluates all of them with
 ``torch.func.vmap`` -- no Python loop over models.
@@ -81,3 +81,92 @@ def ensemble(build: Callable[[], nn.Module], m: int, generator_seed: int | None 
         return vmap(call, in_dims=(0, 0, None))(p, b, x)
 
     return params, buffers, forward
+
+
+# --------------------------------------------------------------------------- residual networks for 32x32 images
+
+NORMS = ("batch", "none")
+
+
+class _Shortcut(nn.Module):
+    """He et al.'s parameter-free shortcut "option A": subsample by ``stride`` and zero-pad the new channels."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.c_in, self.c_out, self.stride = c_in, c_out, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.c_out > self.c_in:
+            x = nn.functional.pad(x, (0, 0, 0, 0, 0, self.c_out - self.c_in))
+        return x
+
+
+class GlobalAvgPool(nn.Module):
+    """``(N, C, H, W) -> (N, C)``: the mean over positions (vmap-friendly, unlike ``AdaptiveAvgPool2d``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Average ``x`` of shape ``(N, C, H, W)`` over its spatial axes."""
+        return x.mean(dim=(2, 3))
+
+
+class BasicBlock(nn.Module):
+    """``relu(norm(conv(relu(norm(conv(x))))) + shortcut(x))`` with 3x3 convolutions (He et al. 2016)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, norm: str):
+        super().__init__()
+        batch = norm == "batch"
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=not batch)
+        self.bn1 = nn.BatchNorm2d(c_out) if batch else nn.Identity()
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=not batch)
+        self.bn2 = nn.BatchNorm2d(c_out) if batch else nn.Identity()
+        self.shortcut = _Shortcut(c_in, c_out, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to ``x`` of shape ``(N, C_in, H, W)``; returns ``(N, C_out, H/stride, W/stride)``."""
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+def resnet(depth: int = 20, width: int = 16, num_classes: int = 10, norm: str = "batch",
+           in_channels: int = 3) -> nn.Sequential:
+    """The CIFAR residual network of He et al. (2016, section 4.2): ResNet-20 by default (0.27 M parameters).
+
+    ``depth = 6 n + 2`` layers with weights: a 3x3 convolution to ``width`` channels, three stages of
+    ``n`` basic blocks with ``width``, ``2 width`` and ``4 width`` channels (the first block of stages 2
+    and 3 halves the resolution with stride 2; shortcuts are parameter-free, "option A"), global
+    average pooling and a linear layer to ``num_classes`` logits. With ``norm="batch"`` every
+    convolution is followed by BatchNorm and has no bias (so each convolution's weights are a
+    scale-invariant block, see Chapter 4); ``norm="none"`` drops the BatchNorm and gives the
+    convolutions biases. Depth 20 / width 16 has 269,722 parameters.
+
+    Input ``(N, in_channels, H, W)`` (``32 x 32`` for CIFAR), output ``(N, num_classes)`` logits. Call
+    ``model.eval()`` to use BatchNorm's running statistics, ``model.train()`` for batch statistics.
+    """
+    depth = check.integer("depth", depth, minimum=8)
+    if (depth - 2) % 6:
+        raise ValueError(f"depth must be 6 n + 2 (8, 14, 20, 32, 44, 56, 110, ...); got {depth}.")
+    width = check.integer("width", width, minimum=1)
+    num_classes = check.integer("num_classes", num_classes, minimum=1)
+    in_channels = check.integer("in_channels", in_channels, minimum=1)
+    norm = check.choice("norm", norm, NORMS)
+    n = (depth - 2) // 6
+    batch = norm == "batch"
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1, bias=not batch)]
+    if batch:
+        layers.append(nn.BatchNorm2d(width))
+    layers.append(nn.ReLU())
+    c_in = width
+    for stage in range(3):
+        c_out = width * 2**stage
+        for i in range(n):
+            layers.append(BasicBlock(c_in, c_out, 2 if (stage > 0 and i == 0) else 1, norm))
+            c_in = c_out
+    layers += [GlobalAvgPool(), nn.Linear(c_in, num_classes)]
+    net = nn.Sequential(*layers)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return net
