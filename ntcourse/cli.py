@@ -1,8 +1,9 @@
-"""The command line: ``python -m ntcourse {list,run} ...``.
+"""The command line: ``python -m ntcourse {list,run,student} ...``.
 
 ``run`` executes a named experiment from :mod:`ntcourse.experiments` headless (with a progress
 bar) and stores its result in the cache, so a GPU run can happen outside a notebook and the
-notebook then loads it.
+notebook then loads it. ``student`` writes the student and instructor versions of the problems
+notebooks (:mod:`ntcourse.coursework`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from . import cache, experiments
 from .runtime import SCALES, get_device
@@ -26,7 +28,35 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None, help="seed (default: NTCOURSE_SEED or 0)")
     run.add_argument("--recompute", action="store_true", help="ignore a stored result and run again")
     run.add_argument("--cache", default=None, help="cache folder (default: NTCOURSE_CACHE or ~/.cache/ntcourse)")
+    student = sub.add_parser("student", help="write student (stubbed) and instructor versions of problems notebooks")
+    student.add_argument("notebooks", nargs="*", type=Path,
+                         help="notebooks to convert (default: every chapters/*/problems.ipynb)")
+    student.add_argument("--out", type=Path, default=Path("student"),
+                         help="folder for the student copies, mirroring the repository layout (default: "
+                              "student/, the path their Colab badges point at)")
+    student.add_argument("--instructor-out", type=Path, default=Path("_build/instructor"),
+                         help="folder for the instructor copies (default: _build/instructor, not committed)")
+    student.add_argument("--root", type=Path, default=Path("."),
+                         help="repository root the notebook paths are relative to (default: .)")
     return p
+
+
+def _student(args) -> int:
+    from . import coursework     # needs nbformat, which `pip install ntcourse` does not install
+
+    root = args.root
+    notebooks = args.notebooks or sorted(root.glob("chapters/*/problems.ipynb"))
+    if not notebooks:
+        print(f"error: no chapters/*/problems.ipynb under {root.resolve()}", file=sys.stderr)
+        return 2
+    try:
+        written = coursework.write_versions(notebooks, root, args.out, args.instructor_out)
+    except (coursework.CourseworkError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:28s} {exp.description}\n{'':28s} used in {exp.chapter or '-'}; {stored}")
         print(f"cache folder: {cache.cache_dir()}")
         return 0
+    if args.command == "student":
+        return _student(args)
     try:
         exp = experiments.get(args.name)
         device = get_device(args.device)
