@@ -137,10 +137,6 @@ def _check(name: str, value: float, tolerance: float, **extra) -> dict[str, Any]
             "passed": bool(math.isfinite(value) and value <= tolerance), **extra}
 
 
-def _device(device) -> torch.device:
-    return runtime.get_device(device) if not isinstance(device, torch.device) else device
-
-
 # --------------------------------------------------------------------------- 1. replica dynamics
 
 
@@ -152,7 +148,7 @@ def bench_dynamics(replicas: int = 1024, steps: int = 200, every: int = 10, repe
     The noise is drawn once, ``(steps, R, D)``, and read by both sides (replica ``r`` sees row ``r``),
     so the batched and the looped run must produce the same trajectory, recorded every ``every`` steps.
     """
-    dev = _device(device)
+    dev = runtime.get_device(device)
     land = landscapes.parabolic_valley(1, a=3.0)  # theta = (y, x): D = 2
     dim = land.dim
     gen = torch.Generator(device=dev).manual_seed(seed)
@@ -203,7 +199,7 @@ def bench_ensemble(models: int = 64, steps: int = 200, width: int = 16, n_data: 
     differences between the batched and the single-model matrix products grow over a few hundred steps, and
     the two sides would no longer train the same models.
     """
-    dev = _device(device)
+    dev = runtime.get_device(device)
     x = torch.linspace(-2.0, 2.0, n_data, device=dev)[:, None]
     y = torch.sin(2.0 * x)
     sizes = [1, width, width, 1]
@@ -247,7 +243,7 @@ def hessian_problem(sizes: Sequence[int] = (32, 128, 128, 1), n_data: int = 256,
     The inputs have anisotropic scales (``i^{-1/2}`` on coordinate ``i``), which separates the top of
     the Hessian spectrum, so that every method converges to the top eigenvalues in a modest number of products.
     """
-    dev = _device(device)
+    dev = runtime.get_device(device)
     gen = torch.Generator().manual_seed(seed)
     torch_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
@@ -329,7 +325,7 @@ def _ours(loss_fn, theta, k: int, n_iter: int | None, repeats: int, seed: int):
 def bench_lanczos(sizes: Sequence[int] = (32, 128, 128, 1), n_data: int = 256, k: int = 5, n_iter: int | None = None,
                   chunk: int = 128, repeats: int = 3, device=None, seed: int = 0) -> dict[str, Any]:
     """Top-``k`` Hessian eigenvalues: Lanczos (``n_iter`` products, default the library's) versus dense ``eigvalsh`` (``D`` products)."""
-    dev = _device(device)
+    dev = runtime.get_device(device)
     _, _, _, loss_fn, theta = hessian_problem(sizes, n_data, dev, seed)
     d = theta.numel()
     (evals, evecs), ours_runs, hvps = _ours(loss_fn, theta, k, n_iter, repeats, seed)
@@ -384,7 +380,7 @@ def bench_peer(sizes: Sequence[int] = (32, 128, 128, 1), n_data: int = 256, k: i
     # the package's __init__ rebinds the name ``pyhessian.hessian`` to the class: take the module itself
     peer_hessian_module = importlib.import_module("pyhessian.hessian")
 
-    dev = _device(device)
+    dev = runtime.get_device(device)
     model, x, y, loss_fn, theta = hessian_problem(sizes, n_data, dev, seed)
     d = theta.numel()
     if reference is None:
@@ -476,7 +472,7 @@ def environment(device: torch.device) -> dict[str, Any]:
 def run_suite(quick: bool = False, device=None, only: Sequence[str] | None = None, seed: int = 0,
               log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the benchmarks named in ``only`` (default: all) and return the report (see the module docstring)."""
-    dev = _device(device)
+    dev = runtime.get_device(device)
     mode = "quick" if quick else "full"
     names = list(NAMES if not only else only)
     unknown = [n for n in names if n not in NAMES]

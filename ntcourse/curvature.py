@@ -31,22 +31,29 @@ def _theta(theta) -> torch.Tensor:
     return check.tensor("theta", theta, ndim=1)
 
 
+def unflatten(model: torch.nn.Module) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+    """A function mapping a flat vector ``(D,)`` to ``model``'s parameter dict (``named_parameters`` order).
+
+    The dict is what ``torch.func.functional_call(model, params, args)`` takes.
+    """
+    names, shapes, sizes = zip(*[(n, p.shape, p.numel()) for n, p in model.named_parameters()])
+
+    def params(theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {n: t.reshape(s) for n, t, s in zip(names, torch.split(theta, sizes), shapes)}
+
+    return params
+
+
 def flat_loss(model: torch.nn.Module, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], inputs, targets):
     """Return ``(loss_fn, theta0)``: the loss of ``model`` on ``(inputs, targets)`` as a function of one flat vector.
 
     ``theta0`` holds the model's current parameters, concatenated in ``model.named_parameters()`` order.
     """
-    names, shapes, sizes = [], [], []
-    for n, p in model.named_parameters():
-        names.append(n)
-        shapes.append(p.shape)
-        sizes.append(p.numel())
+    params = unflatten(model)
     theta0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
     def loss_fn(theta: torch.Tensor) -> torch.Tensor:
-        parts = torch.split(theta, sizes)
-        params = {n: t.reshape(s) for n, t, s in zip(names, parts, shapes)}
-        return loss(functional_call(model, params, (inputs,)), targets)
+        return loss(functional_call(model, params(theta), (inputs,)), targets)
 
     return loss_fn, theta0
 

@@ -21,7 +21,7 @@ import torch
 
 from . import _validate as check
 from . import cache
-from .runtime import SCALES, get_device, get_scale, get_seed, seed_everything
+from .runtime import SCALES, generator, get_device, get_scale, get_seed, seed_everything
 
 Compute = Callable[[dict, torch.device, bool], Mapping[str, torch.Tensor]]
 
@@ -120,12 +120,12 @@ def _digits_spectrum(config: dict, device: torch.device, progress: bool) -> dict
     net = models.mlp([64, config["width"], config["width"], 10], activation="tanh").double().to(device)
     ce = torch.nn.functional.cross_entropy
     params, hist = train.train(net, ce, x, y, config["lr"], config["steps"], batch_size=config["batch_size"],
-                               generator=torch.Generator(device=device).manual_seed(config["seed"]),
+                               generator=generator(config["seed"], device),
                                callbacks={"loss": lambda p: ce(torch.func.functional_call(net, p, (x,)), y)},
                                every=max(1, config["steps"] // 50), progress=progress)
     net.load_state_dict(params, strict=False)
     loss_fn, theta = curvature.flat_loss(net, ce, x, y)
-    g = torch.Generator(device=device).manual_seed(config["seed"] + 1)
+    g = generator(config["seed"] + 1, device)
     top, _ = curvature.lanczos(loss_fn, theta, config["top_k"], n_iter=config["lanczos_iter"], generator=g)
     sd = curvature.spectral_density(loss_fn, theta, config["slq_probes"], config["slq_iter"], generator=g)
     return {"steps": hist.steps, "loss": hist["loss"], "top_eigenvalues": top, "slq_nodes": sd.nodes,
@@ -153,10 +153,6 @@ def _seed(config: dict, tag: int) -> int:
     return 1_000_003 * config["seed"] + tag
 
 
-def _device_generator(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
-
-
 def _augment(x: torch.Tensor, flip: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, pad: int = 4) -> torch.Tensor:
     """Random-crop-with-padding and horizontal-flip augmentation, from given draws (so it can run inside vmap).
 
@@ -181,15 +177,7 @@ def _augment_draws(shape: tuple[int, ...], generator: torch.Generator, device: t
 
 
 class _Flat:
-    """Conversions between a model's parameters and one flat vector ``(D,)`` in ``named_parameters`` order."""
-
-    def __init__(self, model: torch.nn.Module):
-        self.names = [n for n, _ in model.named_parameters()]
-        self.shapes = [p.shape for p in model.parameters()]
-        self.sizes = [p.numel() for p in model.parameters()]
-
-    def params(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {n: t.reshape(s) for n, t, s in zip(self.names, torch.split(theta, self.sizes), self.shapes)}
+    """A model's parameters as one flat vector ``(D,)`` in ``named_parameters`` order, and back."""
 
     @staticmethod
     def get(model: torch.nn.Module) -> torch.Tensor:
@@ -355,15 +343,15 @@ def _resnet_mode_connectivity(config: dict, device: torch.device, progress: bool
 
     # the fixed batch: loss and Hessian with BatchNorm on batch statistics (no running statistics at all)
     template = build(0)
-    flat = _Flat(template)
+    params_of = curvature.unflatten(template)
     stat_free = torch.func.replace_all_batch_norm_modules_(copy.deepcopy(template))
     fixed_x, fixed_y = x[: config["hessian_batch"]], y[: config["hessian_batch"]]
 
     def batch_loss(theta: torch.Tensor, xb=fixed_x, yb=fixed_y) -> torch.Tensor:
-        return ce(torch.func.functional_call(stat_free, flat.params(theta), (xb,)), yb)
+        return ce(torch.func.functional_call(stat_free, params_of(theta), (xb,)), yb)
 
     def trace(theta: torch.Tensor) -> tuple[float, float]:
-        gen = _device_generator(device, _seed(config, 7))        # the same probes at every point
+        gen = generator(_seed(config, 7), device)        # the same probes at every point
         est = curvature.hutchinson_trace(batch_loss, theta, config["hessian_probes"], generator=gen,
                                          chunk=config["hessian_chunk"])
         return est.mean, est.sem
@@ -371,7 +359,7 @@ def _resnet_mode_connectivity(config: dict, device: torch.device, progress: bool
     # 1. parent, children, independent pair
     parent = build(_seed(config, 1))
     parent_opt = optimizer(parent)
-    gen = _device_generator(device, _seed(config, 2))
+    gen = generator(_seed(config, 2), device)
     snapshots, history, done = [], [], 0
     for k in spawn_steps:
         history.append(train(parent, parent_opt, done, k, gen, "parent"))
@@ -391,7 +379,7 @@ def _resnet_mode_connectivity(config: dict, device: torch.device, progress: bool
             child.load_state_dict(model_state)
             opt = optimizer(child)
             opt.load_state_dict(opt_state)
-            own = train(child, opt, k, total, _device_generator(device, _seed(config, 100 + 2 * i + j)),
+            own = train(child, opt, k, total, generator(_seed(config, 100 + 2 * i + j), device),
                         f"child {j} of epoch {k / steps_per_epoch:g}")
             curves.append(per_epoch(torch.cat([parent_history[:k], own])))
             pair.append(_Flat.get(child))
@@ -412,7 +400,7 @@ def _resnet_mode_connectivity(config: dict, device: torch.device, progress: bool
         net = build(_seed(config, 3 + j))
         if j == 0:
             record(0, net)
-        own = train(net, optimizer(net), 0, total, _device_generator(device, _seed(config, 5 + j)),
+        own = train(net, optimizer(net), 0, total, generator(_seed(config, 5 + j), device),
                     f"independent {j}", on_epoch=record if j == 0 else None)
         curves.append(per_epoch(own))
         pair.append(_Flat.get(net))
@@ -452,7 +440,7 @@ def _resnet_mode_connectivity(config: dict, device: torch.device, progress: bool
         a, b = endpoints_t[p, 0], endpoints_t[p, 1]
         p_now = p
         known.clear()
-        gen = _device_generator(device, _seed(config, 200 + p))
+        gen = generator(_seed(config, 200 + p), device)
         idx = torch.randint(0, n, (max(n_bezier, 1), batch_size), generator=gen, device=device)
         draws = _augment_draws((max(n_bezier, 1), batch_size), gen, device)
 
