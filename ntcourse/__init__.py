@@ -23,18 +23,19 @@ from .dynamics import (
     sgd,
     signgd,
 )
-from .landscapes import CurvedValley, Quadratic, curved_valley, diagonal_quadratic, flat_path, parabolic_valley, quadratic
+from .landscapes import (CurvedValley, Quadratic, RiverValley, curved_valley, diagonal_quadratic, exponential_river, flat_path,
+                         parabolic_valley, quadratic, river_valley)
 from .plotting import CYCLE, PALETTE, apply_style
 from .report import Comparison, compare, compare_table, glue
 from .runtime import Runtime, by_scale, generator, get_device, get_scale, get_seed, seed_everything, setup
-from .schedules import Constant, Cosine, InverseTime, Linear, Schedule, WarmupStableDecay, as_schedule
+from .schedules import Constant, Cosine, Exponential, InverseTime, Linear, Schedule, WarmupStableDecay, as_schedule
 from .thermo import Estimate, continuous_lyapunov, discrete_lyapunov, replica_estimate
 from .widgets import explorer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CYCLE", "cache", "experiments", "paths", "checks", "curvature", "data", "models", "noise", "train", "Comparison", "Constant", "Cosine", "CurvedValley", "curved_valley", "flat_path", "parabolic_valley", "DivergenceError", "Estimate", "GaussianNoise",
+    "CYCLE", "cache", "experiments", "paths", "checks", "curvature", "data", "models", "noise", "train", "Comparison", "Constant", "Cosine", "CurvedValley", "curved_valley", "flat_path", "parabolic_valley", "RiverValley", "river_valley", "exponential_river", "DivergenceError", "Estimate", "Exponential", "GaussianNoise",
     "InverseTime", "Linear", "PALETTE", "Quadratic", "Runtime", "Schedule", "StepState", "Trajectory",
     "WarmupStableDecay", "apply_style", "as_schedule", "by_scale", "compare", "compare_table",
     "continuous_lyapunov", "covariance_noise", "diagonal_quadratic", "discrete_lyapunov", "dynamics",

@@ -1,8 +1,13 @@
-"""Datasets: teacher-student regression and scikit-learn's digits (no download), CIFAR-10 from its binary files.
+"""Datasets: teacher-student regression and scikit-learn's digits (no download), CIFAR-10 from its binary files,
+and sequences from a random Markov chain whose loss floor is known exactly.
 
 CIFAR-10 (:func:`cifar10`) is read from the official binary files, which the full-scale
 experiments download once (:func:`download_cifar10`); quick mode uses :func:`synthetic_images`, a
 stand-in of the same shape made on the spot.
+
+:func:`markov_chain` draws a random first-order Markov chain over ``vocab`` tokens: a language
+model's data with an exactly known floor (the entropy rate) and an exact excess loss
+(:meth:`MarkovChain.excess`), for the bigram and transformer labs of chapter 6.
 
 Every function returns float tensors and takes a ``torch.Generator`` (or a seed) for whatever it
 draws, so a dataset is reproducible on its own, independent of the global random state.
@@ -249,3 +254,157 @@ def synthetic_images(n: int, split: str = "train", num_classes: int = 10, noise:
     x = templates[y] + noise * torch.randn(n, 3, 32, 32, generator=g, dtype=torch.float64)
     x = x / (1.0 + noise**2) ** 0.5
     return Dataset(x=x.to(dtype), y=y)
+
+
+# --------------------------------------------------------------------------- language: a random Markov chain
+
+@dataclass(frozen=True, eq=False)
+class MarkovChain:
+    """A first-order Markov chain over ``vocab`` tokens: next-token data with an exactly known loss floor.
+
+    ``transition[i, j] = P(next = j | last = i)`` (``(V, V)`` float64, rows sum to 1); ``stationary``
+    is its stationary law ``pi`` (``pi P = pi``); ``entropy_rate = sum_i pi_i H(P_i)`` in nats per
+    token is the smallest expected cross-entropy any next-token predictor can reach on
+    stationary data. A model's excess over that floor at context ``i`` is the Kullback-Leibler
+    divergence ``KL(P_i || q)`` (:meth:`excess`).
+    """
+
+    transition: torch.Tensor
+    stationary: torch.Tensor
+    entropy_rate: float
+
+    @property
+    def vocab(self) -> int:
+        """Number of tokens ``V``."""
+        return self.transition.shape[0]
+
+    def excess(self, logits: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """KL(P[context] || softmax(logits)), in nats, shape ``logits.shape[:-1]``.
+
+        ``logits`` ``(..., V)``: a model's next-token logits; ``context`` ``(...)`` long: the last
+        token seen (its shape must broadcast with ``logits.shape[:-1]``; e.g. ``logits`` ``(R, V, V)``
+        for ``R`` bigram tables and ``context = torch.arange(V)``). The expected cross-entropy of the
+        model at that context is ``H(P_context) + excess``; the excess is ``>= 0`` and vanishes at
+        ``logits = log P[context]`` (plus any constant). Computed in float64 (float32 on devices
+        without float64) on ``logits``' device; entries with ``P = 0`` contribute 0.
+        """
+        if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+            raise TypeError(f"logits must be a floating tensor of shape (..., {self.vocab}); got {check._show(logits)}"
+                            f"{'' if not isinstance(logits, torch.Tensor) else ' of dtype ' + str(logits.dtype)}.")
+        check.same_trailing_dim("logits", logits, self.vocab, "the chain's vocabulary")
+        context = torch.as_tensor(context, device=logits.device)
+        if context.is_floating_point() or context.dtype == torch.bool:
+            raise TypeError(f"context must be an integer (long) tensor of tokens; got dtype {context.dtype}.")
+        if context.numel() and (int(context.min()) < 0 or int(context.max()) >= self.vocab):
+            raise ValueError(f"context holds tokens outside 0..{self.vocab - 1}: "
+                             f"min {int(context.min())}, max {int(context.max())}.")
+        try:
+            shape = torch.broadcast_shapes(tuple(context.shape), tuple(logits.shape[:-1]))
+        except RuntimeError:
+            raise ValueError(f"context shape {tuple(context.shape)} does not broadcast with logits.shape[:-1] = "
+                             f"{tuple(logits.shape[:-1])}.") from None
+        dtype = torch.float32 if logits.device.type == "mps" else torch.float64
+        p = self.transition.to(device=logits.device, dtype=dtype)[context.long()]
+        logq = torch.log_softmax(logits.to(dtype), dim=-1)
+        kl = (torch.special.xlogy(p, p) - torch.where(p > 0, p * logq, torch.zeros_like(logq))).sum(-1)
+        return kl.expand(shape).clamp_min(0.0)
+
+
+def _stationary(transition: torch.Tensor) -> torch.Tensor:
+    """Stationary law of a row-stochastic matrix: least squares on ``pi (P - I) = 0, sum pi = 1``, then power steps."""
+    v = transition.shape[0]
+    a = torch.cat([transition.T - torch.eye(v, dtype=transition.dtype), torch.ones(1, v, dtype=transition.dtype)])
+    b = torch.zeros(v + 1, dtype=transition.dtype)
+    b[-1] = 1.0
+    pi = torch.linalg.lstsq(a, b[:, None]).solution[:, 0].clamp_min(0.0)
+    for _ in range(4):   # polish: a few power-iteration steps keep pi a probability vector to rounding error
+        pi = pi / pi.sum()
+        pi = pi @ transition
+    return pi / pi.sum()
+
+
+def markov_chain_from(transition) -> MarkovChain:
+    """The :class:`MarkovChain` of a given ``(V, V)`` row-stochastic ``transition`` matrix (converted to float64).
+
+    The chain should be irreducible (one stationary law); rows must be non-negative and sum to 1
+    (to 1e-6, so float32 input passes; they are then renormalised in float64).
+    """
+    p = check.tensor("transition", transition, ndim=2, dtype=torch.float64)
+    if p.shape[0] != p.shape[1] or p.shape[0] < 2:
+        raise ValueError(f"transition must be a square (V, V) matrix with V >= 2; got shape {tuple(p.shape)}.")
+    if (p < 0).any():
+        raise ValueError(f"transition has negative entries (smallest {p.min().item():.3g}); rows must be probabilities.")
+    rows = p.sum(1)
+    if ((rows - 1).abs() > 1e-6).any():   # float32 input rounds rows to ~1e-7
+        raise ValueError(f"transition rows must sum to 1; row sums range over [{rows.min().item():.6g}, {rows.max().item():.6g}].")
+    p = p / rows[:, None]
+    pi = _stationary(p)
+    h_rows = -torch.special.xlogy(p, p).sum(1)
+    return MarkovChain(transition=p, stationary=pi, entropy_rate=float((pi * h_rows).sum()))
+
+
+def markov_chain(vocab: int = 32, alpha: float = 1.0, seed: int = 0) -> MarkovChain:
+    """A random Markov chain over ``vocab`` tokens, each row of the transition matrix drawn from Dirichlet(``alpha``).
+
+    Small ``alpha`` gives peaked rows (a low entropy rate, a few likely successors per token);
+    ``alpha = 1`` gives rows uniform on the simplex. The rows are drawn with NumPy's
+    ``default_rng(seed).dirichlet`` in float64, so a ``(vocab, alpha, seed)`` triple names the same
+    chain on every machine (``vocab=32, seed=0``: entropy rate 3.0779 nats at ``alpha=1``, 2.4760 at
+    ``alpha=0.3``).
+    """
+    vocab = check.integer("vocab", vocab, minimum=2)
+    alpha = check.real("alpha", alpha, positive=True)
+    seed = check.integer("seed", seed, minimum=0)
+    rows = np.random.default_rng(seed).dirichlet(np.full(vocab, alpha), size=vocab)
+    return markov_chain_from(torch.from_numpy(rows))
+
+
+def _check_chain(chain) -> MarkovChain:
+    if not isinstance(chain, MarkovChain):
+        raise TypeError(f"chain must be a MarkovChain (from ntcourse.data.markov_chain); got {type(chain).__name__}.")
+    return chain
+
+
+def _draw(cumulative: torch.Tensor, n: int, generator: torch.Generator | None) -> torch.Tensor:
+    """``n`` tokens by inverse CDF: ``cumulative`` is one normalised cumulative law ``(V,)`` or one per draw ``(n, V)``."""
+    u = torch.rand(n, generator=generator, dtype=cumulative.dtype)
+    # right=True: the first index whose cumulative probability exceeds u, never a zero-probability token
+    if cumulative.ndim == 1:
+        return torch.searchsorted(cumulative, u, right=True).clamp_max(cumulative.shape[-1] - 1)
+    return torch.searchsorted(cumulative, u[:, None], right=True)[:, 0].clamp_max(cumulative.shape[-1] - 1)
+
+
+def _cumulative(probs: torch.Tensor) -> torch.Tensor:
+    c = probs.cumsum(-1)
+    return c / c[..., -1:]
+
+
+def sample_sequences(chain: MarkovChain, n: int, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` sequences of ``length`` tokens from ``chain``, first token from its stationary law: ``(n, length)`` long.
+
+    All sequences are drawn together (one inverse-CDF draw per position), so the data are
+    stationary: every position has the law ``pi``. ``generator`` (a CPU ``torch.Generator``) makes
+    the draw reproducible.
+    """
+    chain = _check_chain(chain)
+    n = check.integer("n", n, minimum=1)
+    length = check.integer("length", length, minimum=1)
+    rows = _cumulative(chain.transition)
+    out = torch.empty(n, length, dtype=torch.long)
+    out[:, 0] = _draw(_cumulative(chain.stationary), n, generator)
+    for t in range(1, length):
+        out[:, t] = _draw(rows[out[:, t - 1]], n, generator)
+    return out
+
+
+def sample_pairs(chain: MarkovChain, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` independent (context, next) pairs: context from the stationary law ``pi``, next from ``P[context]``.
+
+    Returns two ``(n,)`` long tensors. This is the data of the bigram model: independent pairs
+    with the same law as consecutive tokens of a long stationary sequence.
+    """
+    chain = _check_chain(chain)
+    n = check.integer("n", n, minimum=1)
+    context = _draw(_cumulative(chain.stationary), n, generator)
+    nxt = _draw(_cumulative(chain.transition)[context], n, generator)
+    return context, nxt

@@ -13,6 +13,7 @@ computed on a GPU is reused on a laptop.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -525,4 +526,129 @@ register(Experiment(
     },
     compute=_resnet_mode_connectivity,
     chapter="Chapter 4, Mode connectivity (full mode)",
+))
+
+
+# --- Chapter 6: a small causal transformer brought to a warm state on a Markov-chain stream --------------------
+
+def transformer_from_config(config: Mapping):
+    """The :func:`ntcourse.models.causal_transformer` that a ``markov-transformer-warm`` configuration describes."""
+    from . import models
+
+    return models.causal_transformer(vocab=config["vocab"], d_model=config["d_model"], n_heads=config["n_heads"],
+                                     n_layers=config["n_layers"], context=config["context"],
+                                     layer_norm=config["layer_norm"])
+
+
+def warm_params(stored: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The network parameters in a stored ``markov-transformer-warm`` result (keys ``params.<name>``), by name."""
+    return {k[len("params."):]: v for k, v in stored.items() if k.startswith("params.")}
+
+
+def _markov_transformer_warm(config: dict, device: torch.device, progress: bool) -> dict[str, torch.Tensor]:
+    r"""Train a causal transformer from scratch on a Markov-chain token stream to a *warm* state (Chapter 6).
+
+    The corpus is :func:`ntcourse.data.markov_chain` ``(vocab, alpha, seed=config["seed"])``: its entropy
+    rate is the exact loss floor, and a model's excess over it at a context is a KL divergence
+    (:meth:`ntcourse.data.MarkovChain.excess`). Every step draws ``batch_size`` fresh sequences of
+    ``context + 1`` tokens (inputs and next-token targets), so there is no training set to overfit.
+
+    Two phases, one network:
+
+    1. **River.** ``pre_steps`` steps of ``pre_optimizer`` (``"adam"``, ``"adamw"`` with
+       ``weight_decay``, or ``"sgd"``) with a cosine decay from ``pre_lr`` to 0: the fast way down the
+       slow directions of the landscape (the river), which constant-rate SGD travels slowly.
+    2. **Warm hold.** ``steps`` steps of plain SGD at the constant rate ``lr`` (batch ``batch_size``): the
+       fast (valley) directions equilibrate at the temperature of that rate. The returned state is what
+       the lab's cooldowns start from.
+
+    The excess loss (nats/token, averaged over ``eval_sequences`` fixed held-out sequences and all their
+    positions, the context being the last token seen) is recorded every ``every`` steps.
+
+    Returns: ``params.<name>`` (the warm parameters, float32, by parameter name; see :func:`warm_params`),
+    ``steps`` ``(K,)`` and ``excess`` ``(K,)`` (the record, steps counted over both phases),
+    ``river_steps`` (``pre_steps``), ``river_excess`` (the excess at the end of phase 1),
+    ``final_excess``, ``transition`` ``(V, V)`` and ``entropy_rate`` (the corpus), ``n_params``.
+    """
+    from . import data
+    from .dynamics import DivergenceError
+    from .runtime import step_range
+
+    seed_everything(config["seed"])
+    check.choice("config['pre_optimizer']", config["pre_optimizer"], ("adam", "adamw", "sgd"))
+    chain = data.markov_chain(config["vocab"], config["alpha"], seed=config["seed"])
+    torch.manual_seed(_seed(config, 1))
+    net = transformer_from_config(config).to(device)
+    stream = torch.Generator().manual_seed(_seed(config, 2))            # the training stream (CPU draws)
+    held = data.sample_sequences(chain, config["eval_sequences"], config["context"],
+                                 torch.Generator().manual_seed(_seed(config, 3))).to(device)
+    length, batch_size = config["context"] + 1, config["batch_size"]
+
+    def excess() -> float:
+        net.eval()
+        with torch.no_grad():
+            return chain.excess(net(held), held).mean().item()
+
+    def step(opt) -> torch.Tensor:
+        tokens = data.sample_sequences(chain, batch_size, length, stream).to(device)
+        logits = net(tokens[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, chain.vocab), tokens[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    pre, hold, every = config["pre_steps"], config["steps"], config["every"]
+    kind = config["pre_optimizer"]
+    if kind == "sgd":
+        opt = torch.optim.SGD(net.parameters(), lr=config["pre_lr"], weight_decay=config["weight_decay"])
+    else:
+        cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+        opt = cls(net.parameters(), lr=config["pre_lr"], weight_decay=config["weight_decay"])
+    steps, record = [], []
+    net.train()
+    for t in step_range(pre + hold, progress, "markov-transformer-warm"):
+        if t % every == 0:
+            steps.append(t)
+            record.append(excess())
+            net.train()
+        if t == pre:                                                     # phase 2: plain SGD at a constant rate
+            river_excess = record[-1] if steps[-1] == t else excess()
+            net.train()
+            opt = torch.optim.SGD(net.parameters(), lr=config["lr"])
+        if t < pre:
+            for group in opt.param_groups:
+                group["lr"] = config["pre_lr"] * 0.5 * (1.0 + math.cos(math.pi * t / pre))
+        loss = step(opt)
+        if not torch.isfinite(loss):
+            raise DivergenceError(f"markov-transformer-warm diverged at step {t} "
+                                  f"({'phase 1' if t < pre else 'SGD hold, lr=' + str(config['lr'])}); lower the rate.")
+    if hold == 0:
+        river_excess = excess()
+    steps.append(pre + hold)
+    record.append(excess())
+    return {**{f"params.{k}": v.detach().float().cpu() for k, v in net.named_parameters()},
+            "steps": torch.tensor(steps), "excess": torch.tensor(record, dtype=torch.float64),
+            "river_steps": torch.tensor(pre), "river_excess": torch.tensor(river_excess, dtype=torch.float64),
+            "final_excess": torch.tensor(record[-1], dtype=torch.float64),
+            "transition": chain.transition, "entropy_rate": torch.tensor(chain.entropy_rate, dtype=torch.float64),
+            "n_params": torch.tensor(sum(p.numel() for p in net.parameters()))}
+
+
+_MARKOV_COMMON = {"vocab": 32, "alpha": 1.0, "d_model": 32, "n_heads": 2, "n_layers": 1, "context": 16,
+                  "layer_norm": False}
+
+register(Experiment(
+    name="markov-transformer-warm",
+    description="causal transformer (15k parameters) trained on a Markov-chain stream to a warm state at constant SGD rate",
+    configs={
+        # a few CPU seconds: the Chapter 6 lab computes it on a cache miss
+        "quick": {**_MARKOV_COMMON, "batch_size": 8, "pre_optimizer": "adam", "pre_lr": 0.02, "pre_steps": 500,
+                  "weight_decay": 0.0, "lr": 0.5, "steps": 150, "eval_sequences": 256, "every": 50},
+        # one GPU, a few minutes: the same network, a much longer river phase, a longer hold
+        "full": {**_MARKOV_COMMON, "batch_size": 8, "pre_optimizer": "adamw", "pre_lr": 0.01, "pre_steps": 20_000,
+                 "weight_decay": 0.01, "lr": 0.5, "steps": 5_000, "eval_sequences": 2048, "every": 250},
+    },
+    compute=_markov_transformer_warm,
+    chapter="Chapter 6, Learning-rate schedules (transformer lab)",
 ))

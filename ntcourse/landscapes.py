@@ -94,8 +94,21 @@ def diagonal_quadratic(curvatures, center=None, *, dtype: torch.dtype | None = N
     return quadratic(torch.diag(a), center, dtype=dtype)
 
 
+class _AlongAndAcross:
+    """Parameters ``theta = (y, x_1, ..., x_n)``: the coordinate along the valley first, then ``n`` across it."""
+
+    @property
+    def dim(self) -> int:
+        """Number of parameters ``D = n + 1``."""
+        return self.n + 1  # type: ignore[attr-defined]
+
+    def _split(self, theta: torch.Tensor):
+        check.same_trailing_dim("theta", theta, self.dim, "the landscape")
+        return theta[..., 0], theta[..., 1:]
+
+
 @dataclass(frozen=True, eq=False)
-class CurvedValley:
+class CurvedValley(_AlongAndAcross):
     r"""A flat direction :math:`y` with ``n`` transverse directions whose curvature depends on it.
 
     :math:`V(\theta)=\tfrac12\,g(y)\,\lVert x\rVert^2` with :math:`\theta=(y,x_1,\dots,x_n)`
@@ -114,15 +127,6 @@ class CurvedValley:
     g: object
     dg: object
     name: str = "curved valley"
-
-    @property
-    def dim(self) -> int:
-        """Number of parameters ``D = n + 1``."""
-        return self.n + 1
-
-    def _split(self, theta: torch.Tensor):
-        check.same_trailing_dim("theta", theta, self.dim, "the landscape")
-        return theta[..., 0], theta[..., 1:]
 
     def loss(self, theta: torch.Tensor) -> torch.Tensor:
         """Loss, shape ``theta.shape[:-1]``."""
@@ -172,4 +176,125 @@ def flat_path(n: int, barrier: float) -> CurvedValley:
         lambda y: 1.0 + b * torch.sin(math.pi * y) ** 2,
         lambda y: b * math.pi * torch.sin(2 * math.pi * y),
         name=f"g = 1 + {b:g} sin²(πy)",
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class RiverValley(_AlongAndAcross):
+    r"""A river :math:`y` running along the floor of ``n`` valleys whose widths change along it.
+
+    :math:`\ell(\theta)=c(y)+\tfrac12\sum_{k=1}^n a_k(y)\,x_k^2` with :math:`\theta=(y,x_1,\dots,x_n)`
+    (coordinate 0 is :math:`y`, as in :class:`CurvedValley`). The first term is the *river* loss
+    (what training pays down by moving along :math:`y`), the second the *valley* loss (what the
+    noise keeps in the transverse directions): :meth:`river_loss` and :meth:`valley_loss` return
+    the two parts, and their sum is :meth:`loss`. Build it with :func:`river_valley` or
+    :func:`exponential_river`.
+
+    Attributes:
+        n: number of valley (transverse) directions.
+        a: function ``y -> a(y) > 0`` of shape ``y.shape + (n,)``: the valley curvatures.
+        da: its derivative ``y -> a'(y)``, same shape.
+        c: function ``y -> c(y)`` of shape ``y.shape``: the loss along the river floor.
+        dc: its derivative ``y -> c'(y)``.
+        name: a short description used in plots.
+    """
+
+    n: int
+    a: object
+    da: object
+    c: object
+    dc: object
+    name: str = "river valley"
+
+    def curvatures(self, y: torch.Tensor) -> torch.Tensor:
+        """Valley curvatures :math:`a_k(y)`, shape ``y.shape + (n,)``."""
+        return self.a(y)
+
+    def river_loss(self, theta: torch.Tensor) -> torch.Tensor:
+        """The river part :math:`c(y)`, shape ``theta.shape[:-1]``."""
+        y, _ = self._split(theta)
+        return self.c(y)
+
+    def valley_energy(self, theta: torch.Tensor) -> torch.Tensor:
+        r"""The valley loss of each direction, :math:`\tfrac12 a_k(y)x_k^2`, shape ``theta.shape[:-1] + (n,)``."""
+        y, x = self._split(theta)
+        return 0.5 * self.a(y) * x * x
+
+    def valley_loss(self, theta: torch.Tensor) -> torch.Tensor:
+        r"""The valley part :math:`\tfrac12\sum_k a_k(y)x_k^2`, shape ``theta.shape[:-1]``."""
+        return self.valley_energy(theta).sum(-1)
+
+    def loss(self, theta: torch.Tensor) -> torch.Tensor:
+        """Loss ``river_loss + valley_loss``, shape ``theta.shape[:-1]``."""
+        y, x = self._split(theta)
+        return self.c(y) + 0.5 * (self.a(y) * x * x).sum(-1)
+
+    def grad(self, theta: torch.Tensor) -> torch.Tensor:
+        r"""Gradient :math:`(c'(y)+\tfrac12\sum_k a_k'(y)x_k^2,\ a_k(y)x_k)`, same shape as ``theta``."""
+        y, x = self._split(theta)
+        dy = self.dc(y) + 0.5 * (self.da(y) * x * x).sum(-1)
+        return torch.cat([dy[..., None], self.a(y) * x], dim=-1)
+
+    def log_det_transverse(self, y: torch.Tensor) -> torch.Tensor:
+        r""":math:`\ln\det H_\perp(y)=\sum_k\ln a_k(y)`, shape ``y.shape``."""
+        return torch.log(self.a(y)).sum(-1)
+
+
+def river_valley(n: int, a, da, c=None, dc=None, name: str = "river valley") -> RiverValley:
+    """A :class:`RiverValley` with ``n >= 1`` valley directions, curvatures ``a`` (derivative ``da``) and river ``c`` (``dc``).
+
+    ``a`` and ``da`` map a tensor ``y`` to shape ``y.shape + (n,)``; ``c`` and ``dc`` map it to
+    ``y.shape``. Without ``c`` (and ``dc``) the river floor is flat, ``c = 0``: any drift along
+    ``y`` is then entropic. ``a`` must be positive where the dynamics goes (it is probed on
+    ``[-1, 1]``).
+    """
+    n = check.integer("n", n, minimum=1)
+    if (c is None) != (dc is None):
+        raise ValueError("give both c and dc (the river loss and its derivative), or neither for a flat river c = 0.")
+    if c is None:
+        c, dc = torch.zeros_like, torch.zeros_like
+    for arg, fn in (("a", a), ("da", da), ("c", c), ("dc", dc)):
+        if not callable(fn):
+            raise TypeError(f"{arg} must be a function of y (a tensor); got {type(fn).__name__}.")
+    probe = torch.linspace(-1.0, 1.0, 5, dtype=torch.float64)
+    for arg, fn, shape in (("a", a, (5, n)), ("da", da, (5, n)), ("c", c, (5,)), ("dc", dc, (5,))):
+        out = fn(probe)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(
+                f"{arg}(y) must return a tensor of shape {'y.shape + (n,)' if len(shape) == 2 else 'y.shape'}: "
+                f"for y of shape (5,) and n = {n}, expected {shape}, got {got}."
+            )
+    values = a(probe)
+    if not (values > 0).all():
+        raise ValueError(
+            f"a must be positive (valley curvatures); on y in [-1, 1] its smallest value is {values.min().item():.3g}."
+        )
+    return RiverValley(n=n, a=a, da=da, c=c, dc=dc, name=name)
+
+
+def exponential_river(curvatures, rate: float = 1.0, slope: float = 0.0) -> RiverValley:
+    r"""Valleys that widen exponentially downstream: :math:`a_k(y)=a_k\,e^{-\text{rate}\cdot y}`, :math:`c(y)=-\text{slope}\cdot y`.
+
+    Args:
+        curvatures: ``(n,)`` curvatures :math:`a_k > 0` at :math:`y=0` (or a single number, ``n = 1``).
+        rate: :math:`k`, the e-folding rate of the curvatures along ``y`` (``rate > 0``: valleys
+            flatten towards larger ``y``; ``0``: valleys of constant width).
+        slope: the river's descent per unit ``y`` (``>= 0``); ``0`` is a flat river.
+
+    Here :math:`\partial_y\ell=-\text{slope}-\text{rate}\cdot\tfrac12\sum_ka_k(y)x_k^2`: the pull
+    along the river is the slope plus ``rate`` times the valley loss.
+    """
+    a0 = check.tensor("curvatures", curvatures, ndim=(0, 1), dtype=torch.float64).reshape(-1)
+    if a0.numel() < 1 or (a0 <= 0).any():
+        raise ValueError(f"curvatures must be > 0 (valley curvatures at y = 0); got {a0.tolist()}.")
+    rate = check.real("rate", rate, nonnegative=True)
+    slope = check.real("slope", slope, nonnegative=True)
+
+    def a(y):
+        return a0.to(y) * torch.exp(-rate * y)[..., None]
+
+    return river_valley(
+        a0.numel(), a, lambda y: -rate * a(y), lambda y: -slope * y, lambda y: torch.full_like(y, -slope),
+        name=f"a(y) = a0 exp(-{rate:g} y), c(y) = -{slope:g} y",
     )

@@ -1,6 +1,7 @@
 """Small networks, built so that many copies can run as one vectorised ensemble.
 
-Each builder returns a plain ``torch.nn.Sequential`` (:func:`resnet`'s holds residual blocks). An ensemble of ``M`` independently
+Each builder returns a plain ``torch.nn.Sequential`` (:func:`resnet`'s holds residual blocks), except
+:func:`causal_transformer`, a small module of plain tensor operations. An ensemble of ``M`` independently
 initialised copies is :func:`ensemble`: their parameters stacked along a new leading axis
 (``torch.func.stack_module_state``) and one function that evaluates all of them with
 ``torch.func.vmap`` -- no Python loop over models.
@@ -9,6 +10,7 @@ initialised copies is :func:`ensemble`: their parameters stacked along a new lea
 from __future__ import annotations
 
 import copy
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -170,3 +172,102 @@ def resnet(depth: int = 20, width: int = 16, num_classes: int = 10, norm: str = 
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
     return net
+
+
+# --------------------------------------------------------------------------- a small causal transformer (Chapter 6)
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention in which position ``i`` attends to positions ``0 .. i`` only.
+
+    Written with plain tensor operations (no ``nn.MultiheadAttention``, no fused kernels), so that
+    ``torch.func.functional_call``, ``grad`` and ``vmap`` over stacked parameters all apply.
+    """
+
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} must be a multiple of n_heads={n_heads}.")
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """``(N, L, d_model) -> (N, L, d_model)``."""
+        n, length, d = h.shape
+        q, k, v = self.qkv(h).reshape(n, length, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d // self.n_heads)          # (N, heads, L, L)
+        causal = torch.ones(length, length, dtype=torch.bool, device=h.device).tril()
+        scores = scores.masked_fill(~causal, float("-inf"))
+        mixed = scores.softmax(-1) @ v                                            # (N, heads, L, d_head)
+        return self.out(mixed.transpose(1, 2).reshape(n, length, d))
+
+
+class TransformerBlock(nn.Module):
+    """``h + attn(norm(h))`` then ``h + mlp(norm(h))`` (pre-norm residual block; ``norm`` is the identity
+    without LayerNorm)."""
+
+    def __init__(self, d_model: int, n_heads: int, d_mlp: int, layer_norm: bool):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d_model) if layer_norm else nn.Identity()
+        self.attn = CausalSelfAttention(d_model, n_heads)
+        self.norm2 = nn.LayerNorm(d_model) if layer_norm else nn.Identity()
+        self.mlp = nn.Sequential(nn.Linear(d_model, d_mlp), nn.GELU(), nn.Linear(d_mlp, d_model))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """``(N, L, d_model) -> (N, L, d_model)``."""
+        h = h + self.attn(self.norm1(h))
+        return h + self.mlp(self.norm2(h))
+
+
+class CausalTransformer(nn.Module):
+    """Token and learned positional embeddings, ``n_layers`` pre-norm blocks, a linear read-out to logits.
+
+    Input ``(N, L)`` integer tokens with ``L <= context``; output ``(N, L, vocab)`` logits, where the
+    logits at position ``i`` depend on tokens ``0 .. i`` only. Only parameters, no buffers: the causal
+    mask is built in the forward pass.
+    """
+
+    def __init__(self, vocab: int, d_model: int, n_heads: int, n_layers: int, context: int, d_mlp: int,
+                 layer_norm: bool):
+        super().__init__()
+        self.context = context
+        self.embed = nn.Parameter(torch.randn(vocab, d_model) / math.sqrt(d_model))
+        self.position = nn.Parameter(torch.randn(context, d_model) / math.sqrt(d_model))
+        self.blocks = nn.ModuleList([TransformerBlock(d_model, n_heads, d_mlp, layer_norm) for _ in range(n_layers)])
+        self.norm = nn.LayerNorm(d_model) if layer_norm else nn.Identity()
+        self.unembed = nn.Linear(d_model, vocab)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(N, L)`` long tokens -> ``(N, L, vocab)`` logits."""
+        length = tokens.shape[-1]
+        if length > self.context:
+            raise ValueError(f"sequences of length {length} exceed the context of {self.context} tokens.")
+        h = self.embed[tokens] + self.position[:length]     # indexing, not nn.Embedding: vmap-friendly
+        for block in self.blocks:
+            h = block(h)
+        return self.unembed(self.norm(h))
+
+
+def causal_transformer(vocab: int = 32, d_model: int = 32, n_heads: int = 2, n_layers: int = 1, context: int = 16,
+                       layer_norm: bool = False, d_mlp: int | None = None) -> CausalTransformer:
+    """A small GPT-style causal transformer for next-token prediction (Chapter 6).
+
+    ``vocab`` tokens, width ``d_model``, ``n_heads`` attention heads, ``n_layers`` residual blocks with an
+    MLP of width ``d_mlp`` (default ``4 d_model``, GELU), learned positional embeddings for up to
+    ``context`` positions; ``layer_norm=True`` adds a LayerNorm before the attention, before the MLP and
+    before the read-out. The defaults (1 layer, ``d_model = 32``, context 16, 32 tokens) have 15,168
+    parameters: ``2 V d + C d`` for the embeddings and read-out weights, ``V`` read-out biases, and per
+    layer ``4 d^2 + 4 d`` (attention) plus ``2 d d_mlp + d_mlp + d`` (MLP).
+
+    Maps ``(N, L)`` long tokens to ``(N, L, vocab)`` logits. Plain tensor operations only, so an
+    ensemble (:func:`ensemble`) and ``torch.func`` transforms work on it.
+    """
+    vocab = check.integer("vocab", vocab, minimum=1)
+    d_model = check.integer("d_model", d_model, minimum=1)
+    n_heads = check.integer("n_heads", n_heads, minimum=1)
+    n_layers = check.integer("n_layers", n_layers, minimum=0)
+    context = check.integer("context", context, minimum=1)
+    d_mlp = 4 * d_model if d_mlp is None else check.integer("d_mlp", d_mlp, minimum=1)
+    if d_model % n_heads:
+        raise ValueError(f"d_model={d_model} must be a multiple of n_heads={n_heads}.")
+    return CausalTransformer(vocab, d_model, n_heads, n_layers, context, d_mlp, bool(layer_norm))

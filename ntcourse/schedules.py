@@ -81,6 +81,28 @@ class Cosine(_Decay):
 
 
 @dataclass(frozen=True)
+class Exponential(_Decay):
+    """Geometric decay ``lr * (final / lr) ** (t / n_steps)`` from ``lr`` at step 0 to ``final`` at step
+    ``n_steps`` (then held). A geometric decay never reaches zero, so ``final`` must be > 0; the
+    constant factor per step is ``(final / lr) ** (1 / n_steps)``."""
+
+    final: float = 1e-3
+
+    def __post_init__(self):
+        check.real("lr", self.lr, positive=True)
+        check.real("final", self.final, positive=True)
+        check.integer("n_steps", self.n_steps, minimum=1)
+
+    @property
+    def factor(self) -> float:
+        """The ratio of successive rates, ``(final / lr) ** (1 / n_steps)``."""
+        return (self.final / self.lr) ** (1.0 / self.n_steps)
+
+    def __call__(self, step: int) -> float:
+        return self.lr * (self.final / self.lr) ** _fraction(step, self.n_steps)
+
+
+@dataclass(frozen=True)
 class WarmupStableDecay(Schedule):
     """Warmup-stable-decay: linear warmup from 0 over ``warmup`` steps, constant ``lr``, then a
     linear decay to ``final`` over the last ``decay_fraction`` of the ``n_steps`` steps."""
@@ -144,8 +166,8 @@ def as_schedule(lr) -> Schedule:
         return lr
     if callable(lr):
         raise TypeError(
-            "lr must be a number or an ntcourse schedule (Constant, Linear, Cosine, WarmupStableDecay, "
-            f"InverseTime); got a plain callable {lr!r}. Wrap custom rules in a Schedule subclass."
+            "lr must be a number or an ntcourse schedule (Constant, Linear, Cosine, Exponential, "
+            f"WarmupStableDecay, InverseTime); got a plain callable {lr!r}. Wrap custom rules in a Schedule subclass."
         )
     value = check.real("lr", lr)
     if value < 0:

@@ -81,3 +81,64 @@ def test_digits_spectrum_compute_on_a_tiny_configuration():
     assert out["top_eigenvalues"].shape == (5,) and out["slq_nodes"].shape == (4, 30)
     # SLQ's largest node converges to the top eigenvalue Lanczos finds
     torch.testing.assert_close(out["slq_nodes"].max(1).values, out["top_eigenvalues"][0].expand(4), rtol=1e-6, atol=0)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread, as nt.setup() uses at quick scale: tiny tensors on a busy 2-core machine stall with two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _tiny_markov_config(**changes):
+    exp = experiments.get("markov-transformer-warm")
+    return {**exp.configs["quick"], "d_model": 8, "n_heads": 2, "context": 6, "batch_size": 4, "pre_steps": 20,
+            "steps": 10, "eval_sequences": 16, "every": 5, "seed": 3, **changes}
+
+
+def test_markov_transformer_warm_on_a_tiny_configuration(one_thread):
+    from ntcourse import data
+
+    exp = experiments.get("markov-transformer-warm")
+    config = _tiny_markov_config()
+    out = exp.compute(config, torch.device("cpu"), False)
+    net = experiments.transformer_from_config(config)
+    params = experiments.warm_params(out)
+    assert set(params) == {k for k, _ in net.named_parameters()}
+    assert out["n_params"].item() == sum(p.numel() for p in net.parameters())
+    net.load_state_dict(params)                                   # the stored parameters are the network's
+    chain = data.markov_chain(config["vocab"], config["alpha"], seed=config["seed"])
+    assert torch.equal(out["transition"], chain.transition)       # the corpus is the seed's chain
+    assert out["entropy_rate"].item() == pytest.approx(chain.entropy_rate)
+    assert out["steps"].tolist() == [0, 5, 10, 15, 20, 25, 30]
+    assert (out["excess"] >= 0).all() and out["excess"][-1] < out["excess"][0]      # it learned something
+    assert out["final_excess"].item() == out["excess"][-1].item() and out["river_steps"].item() == 20
+    assert out["river_excess"].item() == out["excess"][4].item()                     # recorded at step pre_steps
+    again = exp.compute(config, torch.device("cpu"), False)                          # seeded by its configuration
+    assert torch.equal(again["excess"], out["excess"])
+    other = exp.compute({**config, "seed": 4}, torch.device("cpu"), False)
+    assert not torch.equal(other["transition"], out["transition"])
+    for kind in ("adamw", "sgd"):                                                     # the other phase-1 optimisers
+        run = exp.compute({**config, "pre_optimizer": kind, "pre_lr": 0.3 if kind == "sgd" else 0.01,
+                           "weight_decay": 0.01, "steps": 0}, torch.device("cpu"), False)
+        assert torch.isfinite(run["excess"]).all() and run["river_excess"].item() == run["final_excess"].item()
+    with pytest.raises(ValueError, match="pre_optimizer"):
+        exp.compute({**config, "pre_optimizer": "lion"}, torch.device("cpu"), False)
+
+
+def test_markov_transformer_warm_is_cached_by_configuration_and_listed(tmp_path, monkeypatch, capsys, one_thread):
+    exp = experiments.get("markov-transformer-warm")
+    tiny = experiments.Experiment("markov-transformer-warm-tiny", "tiny", {"quick": _tiny_markov_config(),
+                                  "full": _tiny_markov_config(d_model=4)}, exp.compute, "tests")
+    monkeypatch.setitem(experiments.REGISTRY, tiny.name, tiny)
+    first = experiments.result(tiny.name, "quick", seed=1, device="cpu", root=tmp_path)
+    again = experiments.result(tiny.name, "quick", seed=1, device="cpu", root=tmp_path)
+    assert "loaded stored result" in capsys.readouterr().out
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert experiments.warm_params(again)["embed"].shape == (32, 8)
+    assert not experiments.is_cached(tiny.name, "quick", seed=2, root=tmp_path)     # the seed is part of the key
+    monkeypatch.setenv("NTCOURSE_CACHE", str(tmp_path))
+    assert cli.main(["list"]) == 0
+    assert "markov-transformer-warm " in capsys.readouterr().out

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch.func import grad, hessian
@@ -95,3 +97,78 @@ def test_curved_valley_arguments_checked():
         nt.curved_valley(2, lambda y: 1 + y * y, 3.0)
     with pytest.raises(ValueError, match=r"theta has shape \(4, 2\).*dimension 3"):
         nt.flat_path(2, barrier=1.0).grad(torch.zeros(4, 2))
+
+
+RIVERS = {
+    "exponential": nt.exponential_river([0.5, 2.0, 8.0], rate=0.7, slope=0.3),
+    "flat-exponential": nt.exponential_river(1.0, rate=1.0),
+    "custom": nt.river_valley(
+        2,
+        lambda y: torch.stack([1 + y * y, 2 + torch.sin(y)], -1),
+        lambda y: torch.stack([2 * y, torch.cos(y)], -1),
+        lambda y: torch.cos(y) - y,
+        lambda y: -torch.sin(y) - 1,
+    ),
+}
+
+
+@pytest.mark.parametrize("river", RIVERS.values(), ids=RIVERS.keys())
+def test_river_valley_gradient_matches_autodiff(river, gen):
+    theta = torch.randn(6, river.dim, generator=gen, dtype=torch.float64)  # 6 replicas
+    torch.testing.assert_close(river.grad(theta), torch.vmap(grad(river.loss))(theta))
+    y = theta[:, 0]
+    da_auto = torch.vmap(torch.func.jacrev(river.a))(y)                   # (6, n): d a_k / dy
+    torch.testing.assert_close(river.da(y), da_auto)
+    torch.testing.assert_close(river.dc(y), torch.vmap(grad(river.c))(y))
+    torch.testing.assert_close(river.log_det_transverse(y), torch.log(river.curvatures(y)).sum(-1))
+
+
+@pytest.mark.parametrize("river", RIVERS.values(), ids=RIVERS.keys())
+def test_river_valley_loss_splits_into_river_and_valley(river, gen):
+    theta = torch.randn(4, 3, river.dim, generator=gen, dtype=torch.float64)  # any leading axes
+    y, x = theta[..., 0], theta[..., 1:]
+    by_hand = river.c(y) + 0.5 * (river.a(y) * x**2).sum(-1)
+    torch.testing.assert_close(river.loss(theta), by_hand)
+    torch.testing.assert_close(river.river_loss(theta) + river.valley_loss(theta), river.loss(theta))
+    assert river.valley_energy(theta).shape == (4, 3, river.n)
+    assert river.loss(theta).shape == (4, 3) and river.grad(theta).shape == theta.shape
+
+
+def test_exponential_river_preset():
+    river = nt.exponential_river([1.0, 4.0], rate=0.5, slope=0.2)
+    assert river.n == 2 and river.dim == 3
+    y = torch.tensor([0.0, 2.0], dtype=torch.float64)
+    torch.testing.assert_close(river.curvatures(y), torch.tensor([[1.0, 4.0], [math.exp(-1), 4 * math.exp(-1)]],
+                                                                dtype=torch.float64))
+    torch.testing.assert_close(river.c(y), torch.tensor([0.0, -0.4], dtype=torch.float64))
+    # d ell / dy = -slope - rate * (valley loss): the pull along the river
+    theta = torch.tensor([[0.3, 1.0, -0.5]], dtype=torch.float64)
+    expected = -0.2 - 0.5 * river.valley_loss(theta)
+    torch.testing.assert_close(river.grad(theta)[:, 0], expected)
+    flat = nt.exponential_river(2.0)
+    assert flat.n == 1
+    torch.testing.assert_close(flat.loss(torch.tensor([[5.0, 0.0]])), torch.tensor([0.0]))
+
+
+def test_river_valley_arguments_checked():
+    a1 = lambda y: torch.exp(-y)[..., None]
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+        nt.river_valley(0, a1, a1)
+    with pytest.raises(TypeError, match="da must be a function"):
+        nt.river_valley(1, a1, 2.0)
+    with pytest.raises(ValueError, match="give both c and dc"):
+        nt.river_valley(1, a1, a1, c=lambda y: y)
+    with pytest.raises(ValueError, match=r"a\(y\) must return a tensor of shape y.shape \+ \(n,\).*expected \(5, 2\), got \(5, 1\)"):
+        nt.river_valley(2, a1, a1)
+    with pytest.raises(ValueError, match=r"c\(y\) must return a tensor of shape y.shape"):
+        nt.river_valley(1, a1, a1, c=lambda y: y[:, None], dc=lambda y: y)
+    with pytest.raises(ValueError, match="a must be positive"):
+        nt.river_valley(1, lambda y: y[..., None], lambda y: torch.ones_like(y)[..., None])
+    with pytest.raises(ValueError, match="curvatures must be > 0"):
+        nt.exponential_river([1.0, -1.0])
+    with pytest.raises(ValueError, match="rate must be >= 0"):
+        nt.exponential_river([1.0], rate=-1.0)
+    with pytest.raises(ValueError, match="slope must be >= 0"):
+        nt.exponential_river([1.0], slope=-0.1)
+    with pytest.raises(ValueError, match=r"theta has shape \(4, 2\).*dimension 3"):
+        nt.exponential_river([1.0, 2.0]).grad(torch.zeros(4, 2))

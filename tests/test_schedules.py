@@ -48,3 +48,34 @@ def test_invalid_schedules():
         nt.as_schedule("0.1")
     with pytest.raises(ValueError, match="lr must be finite"):
         nt.as_schedule(math.nan)
+
+
+def test_exponential():
+    s = nt.Exponential(lr=1.0, n_steps=10, final=0.01)
+    v = s.values(12)
+    assert v[0].item() == 1.0 and v[5].item() == pytest.approx(0.1) and v[10].item() == pytest.approx(0.01)
+    assert v[11].item() == pytest.approx(0.01)                       # held after n_steps
+    assert torch.allclose(v[1:11] / v[:10], torch.full((10,), s.factor, dtype=torch.float64))
+    assert s.factor == pytest.approx(0.01 ** 0.1) and s.peak == 1.0
+    assert nt.as_schedule(s) is s
+
+
+def test_exponential_invalid():
+    with pytest.raises(ValueError, match="final must be > 0"):
+        nt.Exponential(lr=1.0, n_steps=10, final=0.0)
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        nt.Exponential(lr=0.0, n_steps=10)
+    with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
+        nt.Exponential(lr=1.0, n_steps=0)
+
+
+def test_inverse_time_solves_the_variance_recursion():
+    # eta_t = 1/(a (t + t0)) makes v_t = sigma^2 / (a^2 (t + t0 - 1)) an exact solution of
+    # v_{t+1} = (1 - eta_t a)^2 v_t + eta_t^2 sigma^2 (Chapter 6's optimal annealing).
+    a, sigma2, t0 = 2.0, 0.7, 5.0
+    s = nt.InverseTime(lr=1.0 / (a * t0), t0=t0)
+    v = sigma2 / (a**2 * (t0 - 1))
+    for t, eta in enumerate(s.values(50).tolist()):
+        assert eta == pytest.approx(1.0 / (a * (t + t0)))
+        v = (1 - eta * a) ** 2 * v + eta**2 * sigma2
+        assert v == pytest.approx(sigma2 / (a**2 * (t + 1 + t0 - 1)), rel=1e-12)
