@@ -83,13 +83,6 @@ def test_digits_spectrum_compute_on_a_tiny_configuration():
     torch.testing.assert_close(out["slq_nodes"].max(1).values, out["top_eigenvalues"][0].expand(4), rtol=1e-6, atol=0)
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread, as nt.setup() uses at quick scale: tiny tensors on a busy 2-core machine stall with two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _tiny_markov_config(**changes):

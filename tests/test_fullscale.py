@@ -19,13 +19,6 @@ from ntcourse import data, experiments, models
 RECORD = 3073
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread, as ``ntcourse.setup`` uses at quick scale: two threads on the shared 2-core machine stall."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _write_cifar(folder, n_per_file=3, n_test=2, seed=0):

@@ -43,13 +43,6 @@ def test_bad_arguments():
         models.ensemble(lambda: models.mlp([2, 1]), 0)
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread, as nt.setup() uses at quick scale: tiny tensors on a busy 2-core machine stall with two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_causal_transformer_shape_and_parameter_count():

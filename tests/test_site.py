@@ -1,98 +1,39 @@
 """The built website as a reader meets it: open pages in headless Chromium with no network.
 
 Run after the book build (scripts/test does). Checks that math was typeset by the vendored
-MathJax (no raw TeX left), that every figure loads, and that nothing was fetched from
-anywhere but the local server.
+MathJax (no raw TeX left), that every figure loads, that widgets render from their saved state
+through the vendored widget manager, that no page asks anything of the network, that the course's
+pages log no console errors, that notebook pages carry launch buttons and that search finds
+things. Screenshots of key pages, light and dark, are kept in ``_build/screenshots/``.
+
+The server, the browser and the list of pages come from ``conftest.py`` (``built_page`` runs a
+test for every page the build produced, so new chapters need no edit here).
 """
 
-import functools
-import http.server
-import os
+import hashlib
 import pathlib
-import shutil
-import tempfile
-import threading
+import urllib.parse
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "html"
-PAGES = sorted(str(p.relative_to(HTML)) for p in HTML.glob("chapters/*/*.html")) + [
-    "book/intro.html", "book/notation.html"]
+from conftest import (ROOT, SITE_DIR, WAIT_FOR_MATHJAX, console_errors, open_page, requested_urls, site_pages,
+                      widget_pages)
 
 pytestmark = pytest.mark.site
 
-# The one remaining CDN dependency: MyST-NB loads the ipywidgets HTML manager (and RequireJS)
-# from a CDN on pages that hold widget state. Offline, the widget stays blank and the static
-# figure above it carries the content. Vendoring them is the website issue's job; until then
-# they are the only external resources a page may request -- and never for math.
-WIDGET_CDN = ("https://cdnjs.cloudflare.com/ajax/libs/require.js/",
-              "https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@")
+MATH_PAGES = [p for p in site_pages() if p.startswith("chapters/")] + [
+    p for p in ("book/intro.html", "book/notation.html") if p in site_pages()]
+SCREENSHOTS = ROOT / "_build" / "screenshots"
 
 
-@pytest.fixture(scope="module")
-def site():
-    if not (HTML / "index.html").exists():
-        if os.environ.get("NTCOURSE_REQUIRE_SITE"):
-            pytest.fail("_build/html/index.html is missing: the book build must run before the site tests")
-        pytest.skip("book not built; run ./scripts/build-book first")
-    handler = functools.partial(_QuietHandler, directory=str(HTML))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def _local(url: str, site: str) -> bool:
+    """Served by the test's own server, or no network at all (data:, blob:, the browser's own chrome://)."""
+    return url.startswith(site + "/") or urllib.parse.urlsplit(url).scheme not in ("http", "https", "ws", "wss", "ftp")
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def browser():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        if os.environ.get("NTCOURSE_REQUIRE_SITE"):
-            pytest.fail("chromium/chromedriver missing: run scripts/ensure-chromium")
-        pytest.skip("chromium not installed")
-    profile = tempfile.mkdtemp(prefix="ntcourse-chromium-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,900",
-                 # No network: every host name except the local server fails to resolve.
-                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]:
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-WAIT_FOR_MATHJAX = """
-const done = arguments[arguments.length - 1];
-const start = Date.now();
-(function poll() {
-  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-    MathJax.startup.promise.then(() => done('ok'), (e) => done('error: ' + e));
-  } else if (Date.now() - start > 20000) {
-    done('MathJax never loaded');
-  } else { setTimeout(poll, 100); }
-})();
-"""
-
-
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", MATH_PAGES or ["(book not built)"])
 def test_page_renders_math_and_figures_offline(site, browser, page):
-    assert (HTML / page).exists(), f"{page} was not built"
-    browser.set_script_timeout(30)
+    assert (SITE_DIR / page).exists(), f"{page} was not built"
     browser.get(f"{site}/{page}")
     assert browser.execute_async_script(WAIT_FOR_MATHJAX) == "ok"
 
@@ -115,8 +56,148 @@ def test_page_renders_math_and_figures_offline(site, browser, page):
         assert len(images) >= 4, f"{page}: expected the lab's figures, found {len(images)} images"
 
     resources = browser.execute_script("return performance.getEntriesByType('resource').map(r => r.name)")
-    external = [r for r in resources
-                if not r.startswith(site) and not r.startswith("data:") and not r.startswith(WIDGET_CDN)]
+    external = [r for r in resources if not _local(r, site)]
     assert not external, f"{page}: fetched from outside the site: {external[:5]}"
     mathjax = [r for r in resources if "mathjax" in r.lower()]
     assert mathjax and all(r.startswith(site) for r in mathjax), f"{page}: MathJax not served locally"
+
+
+def test_every_page_loads_offline_without_console_errors(site, browser, built_page):
+    """No request leaves the machine (DevTools network log: failed requests count too), and the
+    console holds no error. Chromium runs with every host name but 127.0.0.1 unresolvable."""
+    browser.get_log("performance"), browser.get_log("browser")  # drop what earlier pages left
+    open_page(browser, f"{site}/{built_page}")
+    urls = requested_urls(browser)
+    assert f"{site}/{built_page}" in urls, f"{built_page}: the page itself was not requested?"
+    external = sorted({u for u in urls if not _local(u, site)})
+    assert not external, f"{built_page}: requested from outside the site: {external[:5]}"
+    errors = console_errors(browser)
+    assert not errors, f"{built_page}: console errors: {errors[:5]}"
+    text = browser.execute_script("return document.querySelector('main')?.innerText || ''")
+    assert len(text.strip()) > 20, f"{built_page}: the page's main content is empty"
+
+
+WIDGET_VIEWS = """
+const done = arguments[arguments.length - 1];
+const start = Date.now();
+(function poll() {
+  const views = Array.from(document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]'));
+  const rendered = views.map(s => {
+    const host = s.parentElement;
+    const w = host.querySelector('.jupyter-widgets, .widget-container, .lm-Widget');
+    return w ? [w.getBoundingClientRect().height, w.querySelectorAll('*').length, host.innerText.length] : null;
+  });
+  if (rendered.every(r => r && r[0] > 0) || Date.now() - start > 30000) {
+    done({views: views.length, rendered: rendered,
+          sliders: document.querySelectorAll('.widget-slider, .jupyter-widget-slider, .widget-hslider').length,
+          requirejs: typeof window.require === 'function' && typeof window.define === 'function'});
+  } else { setTimeout(poll, 100); }
+})();
+"""
+
+
+def test_the_widget_manager_is_vendored_and_matches_its_checksums():
+    widgets = ROOT / "book" / "_static" / "widgets"
+    sums = (widgets / "SHA256SUMS").read_text().split("\n")
+    checked = 0
+    for line in filter(None, sums):
+        digest, name = line.split()
+        assert hashlib.sha256((widgets / name).read_bytes()).hexdigest() == digest, f"{name} was altered"
+        checked += 1
+    assert checked >= 2
+    assert "RequireJS 2.3.8" in (widgets / "require.js").read_text()[:400]
+    # Only pages with widget state load the manager: the other pages stay light.
+    pages = site_pages()
+    if pages:
+        light = [p for p in pages if p not in widget_pages()]
+        for page in light:
+            assert "widgets/embed-amd.js" not in (SITE_DIR / page).read_text(), f"{page} loads the widget manager"
+
+
+def test_widget_pages_render_saved_state_with_no_network(site, browser, widget_page):
+    """A page with saved widget state renders it statically (no kernel) from the local widget
+    manager: every widget view gets a non-empty DOM, and nothing is fetched from a CDN."""
+    if widget_page == "(no widget page)":
+        pytest.skip("no built page holds widget state")
+    browser.get_log("performance"), browser.get_log("browser")
+    html = (SITE_DIR / widget_page).read_text()
+    assert "cdn.jsdelivr.net" not in html and "cdnjs.cloudflare.com" not in html, f"{widget_page}: CDN script tag"
+    open_page(browser, f"{site}/{widget_page}")
+    state = browser.execute_async_script(WIDGET_VIEWS)
+    assert state["requirejs"], f"{widget_page}: RequireJS did not load"
+    assert state["views"] >= 1, f"{widget_page}: no widget view in the page"
+    for i, r in enumerate(state["rendered"]):
+        assert r is not None, f"{widget_page}: widget view {i} was not rendered (blank)"
+        height, n_nodes, _ = r
+        assert height > 20 and n_nodes > 5, f"{widget_page}: widget view {i} rendered empty ({r})"
+    assert state["sliders"] >= 1, f"{widget_page}: the saved sliders were not drawn"
+    urls = requested_urls(browser)
+    assert any("_static/widgets/embed-amd.js" in u for u in urls), f"{widget_page}: local widget manager not loaded"
+    external = sorted({u for u in urls if not _local(u, site)})
+    assert not external, f"{widget_page}: requested from outside the site: {external}"
+    errors = console_errors(browser)
+    assert not errors, f"{widget_page}: console errors: {errors[:5]}"
+
+
+@pytest.mark.parametrize("page", [p for p in site_pages() if p.startswith("chapters/")
+                                  and (ROOT / p).with_suffix(".ipynb").exists()] or ["(book not built)"])
+def test_notebook_pages_have_launch_buttons(site, browser, page):
+    open_page(browser, f"{site}/{page}")
+    links = browser.execute_script(
+        "return Array.from(document.querySelectorAll('a')).map(a => a.href)"
+        ".filter(h => h.includes('colab.research.google.com') || h.includes('mybinder.org'))")
+    notebook = page[:-len(".html")] + ".ipynb"
+    colab = [h for h in links if "colab.research.google.com" in h]
+    assert colab, f"{page}: no Colab launch button"
+    assert all(urllib.parse.urlsplit(h).path.endswith(notebook) for h in colab), colab
+    assert any("mybinder.org" in h for h in links), f"{page}: no Binder launch button"
+
+
+def test_search_page_finds_a_term(site, browser):
+    open_page(browser, f"{site}/search.html?q=equipartition")
+    found = browser.execute_async_script("""
+      const done = arguments[arguments.length - 1];
+      const start = Date.now();
+      (function poll() {
+        const hits = document.querySelectorAll('#search-results li, ul.search li');
+        if (hits.length || Date.now() - start > 20000) { done(Array.from(hits).map(h => h.innerText.slice(0, 80))); }
+        else { setTimeout(poll, 200); }
+      })();""")
+    assert found, "the search page found nothing for 'equipartition'"
+
+
+def key_pages() -> dict[str, str]:
+    """Four pages that show the site: the introduction, a theory page, a lab with figures, a widget."""
+    pages = site_pages()
+    theory = [p for p in pages if p.startswith("chapters/") and p.endswith("/theory.html")]
+    labs = [p for p in pages if p.startswith("chapters/") and p.endswith("/lab.html")]
+    widget = widget_pages()
+    chosen = {"intro": "book/intro.html"}
+    if theory:
+        chosen["theory"] = theory[0]
+    figure_labs = [p for p in labs if p not in widget and "_images/" in (SITE_DIR / p).read_text()]
+    if figure_labs or labs:
+        chosen["lab"] = (figure_labs or labs)[0]
+    if widget:
+        chosen["widget"] = widget[0]
+    return chosen
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_screenshots_of_key_pages(site, browser, theme):
+    """Screenshots (1280x900 viewport, scrolled to the figure or widget), kept as test artefacts in _build/screenshots/ (CI can upload them)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shots = key_pages()
+    assert {"intro", "theory", "lab"} <= set(shots), shots
+    for name, page in shots.items():
+        open_page(browser, f"{site}/{page}", theme=theme)
+        if name == "widget":
+            browser.execute_async_script(WIDGET_VIEWS)
+            browser.execute_script(
+                "document.querySelector('script[type=\"application/vnd.jupyter.widget-view+json\"]')"
+                ".parentElement.scrollIntoView({block: 'center'})")
+        elif name == "lab":
+            browser.execute_script("document.querySelector('main img[src*=\"_images\"]')?.scrollIntoView({block: 'center'})")
+        out = SCREENSHOTS / f"{name}-{theme}.png"
+        assert browser.save_screenshot(str(out)), out
+        assert out.stat().st_size > 20_000, f"{out}: suspiciously small (blank page?)"
