@@ -175,32 +175,64 @@ const start = Date.now();
 """
 
 
-def open_page(driver, url: str, theme: str | None = "light") -> None:
-    """Load ``url``, wait until the document and MathJax (where the page has it) are done.
+# MathJax's script and fonts: blocked while a page is loaded for an accessibility audit (open_page(math=False)).
+MATHJAX_URLS = ["*mathjax*", "*MathJax*"]
+
+WAIT_FOR_WIDGET_VIEWS = """
+const done = arguments[arguments.length - 1];
+const start = Date.now();
+(function poll() {
+  const views = Array.from(document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]'));
+  const drawn = views.filter(s => { const w = s.parentElement.querySelector('.jupyter-widgets, .widget-container, .lm-Widget');
+                                    return w && w.getBoundingClientRect().height > 0; });
+  if (drawn.length === views.length || Date.now() - start > 30000) { return done([drawn.length, views.length]); }
+  setTimeout(poll, 100);
+})();
+"""
+
+
+def open_page(driver, url: str, theme: str | None = "light", math: bool = True) -> None:
+    """Load ``url``, wait until the document, MathJax (where the page has it) and any saved widget
+    views are drawn.
 
     ``theme``: "light" (the default) or "dark" sets pydata-sphinx-theme's stored mode before the
     page loads, as the theme's switcher does (localStorage ``mode``), so the page starts in that
     mode whatever an earlier test chose (the browser is shared); None leaves it as it is.
+
+    ``math=False`` loads the page with MathJax blocked, for the axe audits: typeset math is left out
+    of the audit anyway (see tests/test_accessibility.py), and MathJax's glyph elements, about 90 %
+    of a theory page's 48,000 elements, made each audit of such a page take 15-25 s instead of 5.
+    The formulas then stay as TeX source in spans of the surrounding text's colour. Console messages
+    and network entries of that load (the blocked requests) are dropped.
     """
-    if theme:
-        driver.get(url.split("#")[0])
-        driver.execute_script("localStorage.setItem('mode', arguments[0]); localStorage.setItem('theme', arguments[0]);", theme)
-    driver.get(url)
-    driver.execute_async_script("""
-      const done = arguments[arguments.length - 1];
-      const start = Date.now();
-      (function poll() {
-        if (document.readyState !== 'complete') { return setTimeout(poll, 50); }
-        if (!document.querySelector('script[src*="mathjax"]')) { return done('no math'); }
-        if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-          return MathJax.startup.promise.then(() => done('ok'), () => done('error'));
-        }
-        if (Date.now() - start > 20000) { return done('timeout'); }
-        setTimeout(poll, 100);
-      })();""")
-    if theme:
-        actual = driver.execute_script("return document.documentElement.dataset.theme")
-        assert actual == theme, f"{url}: asked for {theme} mode, page is in {actual!r}"
+    if not math:
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": MATHJAX_URLS})
+    try:
+        if theme:
+            driver.get(url.split("#")[0])
+            driver.execute_script("localStorage.setItem('mode', arguments[0]); localStorage.setItem('theme', arguments[0]);", theme)
+        driver.get(url)
+        driver.execute_async_script("""
+          const done = arguments[arguments.length - 1], waitForMath = arguments[0];
+          const start = Date.now();
+          (function poll() {
+            if (document.readyState !== 'complete') { return setTimeout(poll, 50); }
+            if (!waitForMath || !document.querySelector('script[src*="mathjax"]')) { return done('no math'); }
+            if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+              return MathJax.startup.promise.then(() => done('ok'), () => done('error'));
+            }
+            if (Date.now() - start > 20000) { return done('timeout'); }
+            setTimeout(poll, 100);
+          })();""", math)
+        driver.execute_async_script(WAIT_FOR_WIDGET_VIEWS)
+        if theme:
+            actual = driver.execute_script("return document.documentElement.dataset.theme")
+            assert actual == theme, f"{url}: asked for {theme} mode, page is in {actual!r}"
+    finally:
+        if not math:
+            driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+            driver.get_log("browser"), driver.get_log("performance")
 
 
 @pytest.fixture

@@ -12,10 +12,12 @@
   severity 1, applied in linear RGB; distances in CIEDE2000).
 """
 
+import fcntl
 import html.parser
 import importlib.resources
 import itertools
 import json
+import os
 
 import numpy as np
 import pytest
@@ -46,12 +48,22 @@ def run_axe(driver, rules: list[str] | None = None) -> dict:
         options["runOnly"] = {"type": "rule", "values": rules}
     else:
         options["runOnly"] = {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}
-    # Typeset math is left out: MathJax draws glyphs in its own elements (thousands on a theory page,
-    # which made the audit take minutes) and gives screen readers a hidden MathML copy; the formulas'
-    # colour is the surrounding text's, which is audited.
+    # Typeset math is left out: MathJax draws glyphs in its own elements (tens of thousands on a theory
+    # page, which made the audit take minutes) and gives screen readers a hidden MathML copy; the
+    # formulas' colour is the surrounding text's, which is audited. The audits load pages with
+    # MathJax blocked (open_page(math=False)); the exclusion covers a page audited after typesetting.
+    # Highlighted code is sampled: Pygments wraps every token in a span whose colour comes from its
+    # class alone (6,500 spans on a lab page, each a contrast check), so one span of each class and
+    # code block context is audited and the rest are left out.
     return driver.execute_async_script("""
       const done = arguments[arguments.length - 1];
-      axe.run({exclude: [['mjx-container']]}, arguments[0]).then(r => done({version: axe.version, violations: r.violations.map(v => ({
+      const seen = new Set();
+      for (const span of document.querySelectorAll('.highlight pre span')) {
+        const key = span.className + '|' + getComputedStyle(span.closest('.highlight')).backgroundColor;
+        if (!seen.has(key)) { seen.add(key); span.setAttribute('data-axe-sample', ''); }
+      }
+      const exclude = [['mjx-container'], ['.highlight pre span:not([data-axe-sample])']];
+      axe.run({exclude: exclude}, arguments[0]).then(r => done({version: axe.version, violations: r.violations.map(v => ({
           id: v.id, impact: v.impact, help: v.help,
           nodes: v.nodes.map(n => ({target: n.target.join(' '), summary: (n.failureSummary || '').slice(0, 300)}))}))}),
         e => done({error: String(e)}));""", options)
@@ -67,20 +79,38 @@ _audit: dict[str, dict] = {}
 
 @pytest.fixture(scope="module", autouse=True)
 def _write_audit_report():
+    """Merge this process's audits into _build/accessibility.json. Under pytest-xdist each worker
+    audits some of the pages; the workers of one run share PYTEST_XDIST_TESTRUNUID, so a report
+    from an earlier run is replaced, not merged into."""
     yield
-    if _audit:
+    if not _audit:
+        return
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", f"pid-{os.getpid()}")
+    AUDIT_REPORT.parent.mkdir(parents=True, exist_ok=True)
+    with open(AUDIT_REPORT.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = {}
+        if AUDIT_REPORT.exists():
+            try:
+                earlier = json.loads(AUDIT_REPORT.read_text())
+                results = earlier["results"] if earlier.get("run") == run else {}
+            except (ValueError, KeyError):
+                results = {}          # a corrupt report is rewritten
+        results.update(_audit)
         counts: dict[str, int] = {}
-        for result in _audit.values():
+        for result in results.values():
             for v in result["violations"]:
                 counts[v["impact"]] = counts.get(v["impact"], 0) + len(v["nodes"])
-        AUDIT_REPORT.parent.mkdir(parents=True, exist_ok=True)
-        AUDIT_REPORT.write_text(json.dumps({"pages": len(_audit), "nodes_by_impact": counts, "results": _audit}, indent=1))
-        print(f"\naxe audit: {len(_audit)} pages, violating nodes by impact {counts} -> {AUDIT_REPORT}")
+        tmp = AUDIT_REPORT.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"run": run, "pages": len(results), "nodes_by_impact": counts,
+                                   "results": results}, indent=1))
+        os.replace(tmp, AUDIT_REPORT)
+    print(f"\naxe audit: {len(results)} pages so far in this run, violating nodes by impact {counts} -> {AUDIT_REPORT}")
 
 
 @pytest.mark.site
 def test_axe_finds_no_serious_or_critical_violation(site, browser, built_page):
-    open_page(browser, f"{site}/{built_page}")
+    open_page(browser, f"{site}/{built_page}", math=False)
     result = run_axe(browser)
     assert "error" not in result, f"{built_page}: axe failed: {result.get('error')}"
     _audit[built_page] = result
@@ -149,7 +179,7 @@ def test_dark_mode_keeps_contrast_and_figures_visible(site, browser, built_page)
     """Every page in the theme's dark mode: axe's colour-contrast rule, and figures (drawn for a
     white page) keep a white background and are not dimmed (book/_static/course.css)."""
     page = built_page
-    open_page(browser, f"{site}/{page}", theme="dark")
+    open_page(browser, f"{site}/{page}", theme="dark", math=False)
     background = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
     assert _luminance(background) < 0.1, f"{page}: dark mode did not darken the page ({background})"
     result = run_axe(browser, ["color-contrast"])
