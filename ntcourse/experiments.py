@@ -13,7 +13,6 @@ computed on a GPU is reused on a laptop.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -23,6 +22,7 @@ import torch
 from . import _validate as check
 from . import cache
 from .runtime import SCALES, generator, get_device, get_scale, get_seed, seed_everything
+from .schedules import Cosine
 
 Compute = Callable[[dict, torch.device, bool], Mapping[str, torch.Tensor]]
 
@@ -605,6 +605,7 @@ def _markov_transformer_warm(config: dict, device: torch.device, progress: bool)
     else:
         cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
         opt = cls(net.parameters(), lr=config["pre_lr"], weight_decay=config["weight_decay"])
+    river_rate = Cosine(config["pre_lr"], pre) if pre > 0 else None     # phase 1: cosine decay to 0
     steps, record = [], []
     net.train()
     for t in step_range(pre + hold, progress, "markov-transformer-warm"):
@@ -618,7 +619,7 @@ def _markov_transformer_warm(config: dict, device: torch.device, progress: bool)
             opt = torch.optim.SGD(net.parameters(), lr=config["lr"])
         if t < pre:
             for group in opt.param_groups:
-                group["lr"] = config["pre_lr"] * 0.5 * (1.0 + math.cos(math.pi * t / pre))
+                group["lr"] = river_rate(t)
         loss = step(opt)
         if not torch.isfinite(loss):
             raise DivergenceError(f"markov-transformer-warm diverged at step {t} "
