@@ -162,38 +162,33 @@ def console_errors(driver) -> list[str]:
             and not any(known in e["message"] for known in KNOWN_TOOLCHAIN_ERRORS)]
 
 
-WAIT_FOR_MATHJAX = """
+# MathJax's script and fonts: blocked while a page is loaded for an accessibility audit (open_page(math=False)).
+MATHJAX_URLS = ["*mathjax*", "*MathJax*"]
+
+# Polls until every saved widget view on the page is drawn (or 30 s pass), then returns what was drawn.
+WIDGET_VIEWS = """
 const done = arguments[arguments.length - 1];
 const start = Date.now();
 (function poll() {
-  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-    MathJax.startup.promise.then(() => done('ok'), (e) => done('error: ' + e));
-  } else if (Date.now() - start > 20000) {
-    done('MathJax never loaded');
+  const views = Array.from(document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]'));
+  const rendered = views.map(s => {
+    const host = s.parentElement;
+    const w = host.querySelector('.jupyter-widgets, .widget-container, .lm-Widget');
+    return w ? [w.getBoundingClientRect().height, w.querySelectorAll('*').length, host.innerText.length] : null;
+  });
+  if (rendered.every(r => r && r[0] > 0) || Date.now() - start > 30000) {
+    done({views: views.length, rendered: rendered,
+          sliders: document.querySelectorAll('.widget-slider, .jupyter-widget-slider, .widget-hslider').length,
+          requirejs: typeof window.require === 'function' && typeof window.define === 'function'});
   } else { setTimeout(poll, 100); }
 })();
 """
 
 
-# MathJax's script and fonts: blocked while a page is loaded for an accessibility audit (open_page(math=False)).
-MATHJAX_URLS = ["*mathjax*", "*MathJax*"]
-
-WAIT_FOR_WIDGET_VIEWS = """
-const done = arguments[arguments.length - 1];
-const start = Date.now();
-(function poll() {
-  const views = Array.from(document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]'));
-  const drawn = views.filter(s => { const w = s.parentElement.querySelector('.jupyter-widgets, .widget-container, .lm-Widget');
-                                    return w && w.getBoundingClientRect().height > 0; });
-  if (drawn.length === views.length || Date.now() - start > 30000) { return done([drawn.length, views.length]); }
-  setTimeout(poll, 100);
-})();
-"""
-
-
-def open_page(driver, url: str, theme: str | None = "light", math: bool = True) -> None:
+def open_page(driver, url: str, theme: str | None = "light", math: bool = True) -> str:
     """Load ``url``, wait until the document, MathJax (where the page has it) and any saved widget
-    views are drawn.
+    views are drawn. Returns MathJax's state: "ok" (typeset), "error", "timeout" (never loaded in
+    20 s) or "no math" (the page loads no MathJax, or ``math=False``).
 
     ``theme``: "light" (the default) or "dark" sets pydata-sphinx-theme's stored mode before the
     page loads, as the theme's switcher does (localStorage ``mode``), so the page starts in that
@@ -213,7 +208,7 @@ def open_page(driver, url: str, theme: str | None = "light", math: bool = True) 
             driver.get(url.split("#")[0])
             driver.execute_script("localStorage.setItem('mode', arguments[0]); localStorage.setItem('theme', arguments[0]);", theme)
         driver.get(url)
-        driver.execute_async_script("""
+        mathjax = driver.execute_async_script("""
           const done = arguments[arguments.length - 1], waitForMath = arguments[0];
           const start = Date.now();
           (function poll() {
@@ -225,10 +220,11 @@ def open_page(driver, url: str, theme: str | None = "light", math: bool = True) 
             if (Date.now() - start > 20000) { return done('timeout'); }
             setTimeout(poll, 100);
           })();""", math)
-        driver.execute_async_script(WAIT_FOR_WIDGET_VIEWS)
+        driver.execute_async_script(WIDGET_VIEWS)
         if theme:
             actual = driver.execute_script("return document.documentElement.dataset.theme")
             assert actual == theme, f"{url}: asked for {theme} mode, page is in {actual!r}"
+        return mathjax
     finally:
         if not math:
             driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})

@@ -19,8 +19,6 @@ from ntcourse import data, experiments, models
 RECORD = 3073
 
 
-
-
 def _write_cifar(folder, n_per_file=3, n_test=2, seed=0):
     """Write the six binary batch files with random records; return the (labels, images) written per file."""
     rng = np.random.default_rng(seed)

@@ -30,8 +30,7 @@ TIMES = BUILD / "notebook-times.json"
 LOCK = BUILD / "notebooks.lock"
 
 # The labs first (20-30 s each), the problem sets (about 5 s) last, so that two workers finish together.
-NOTEBOOKS = sorted((p for p in ROOT.glob("chapters/*/*.ipynb") if p.stem.startswith("lab")),
-                   key=lambda p: p.parts) + sorted(
+NOTEBOOKS = sorted(p for p in ROOT.glob("chapters/*/*.ipynb") if p.stem.startswith("lab")) + sorted(
     p for p in ROOT.glob("chapters/*/*.ipynb") if not p.stem.startswith("lab"))
 
 

@@ -16,7 +16,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import (ROOT, SITE_DIR, WAIT_FOR_MATHJAX, console_errors, open_page, requested_urls, site_pages,
+from conftest import (ROOT, SITE_DIR, WIDGET_VIEWS, console_errors, open_page, requested_urls, site_pages,
                       widget_pages)
 
 pytestmark = pytest.mark.site
@@ -34,8 +34,7 @@ def _local(url: str, site: str) -> bool:
 @pytest.mark.parametrize("page", MATH_PAGES or ["(book not built)"])
 def test_page_renders_math_and_figures_offline(site, browser, page):
     assert (SITE_DIR / page).exists(), f"{page} was not built"
-    browser.get(f"{site}/{page}")
-    assert browser.execute_async_script(WAIT_FOR_MATHJAX) == "ok"
+    assert open_page(browser, f"{site}/{page}", theme=None) == "ok", f"{page}: MathJax did not typeset the page"
 
     text = browser.execute_script("return document.querySelector('main').innerText")
     for raw in ("$$", "\\[", "\\(", "\\begin{"):
@@ -75,25 +74,6 @@ def test_every_page_loads_offline_without_console_errors(site, browser, built_pa
     assert not errors, f"{built_page}: console errors: {errors[:5]}"
     text = browser.execute_script("return document.querySelector('main')?.innerText || ''")
     assert len(text.strip()) > 20, f"{built_page}: the page's main content is empty"
-
-
-WIDGET_VIEWS = """
-const done = arguments[arguments.length - 1];
-const start = Date.now();
-(function poll() {
-  const views = Array.from(document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]'));
-  const rendered = views.map(s => {
-    const host = s.parentElement;
-    const w = host.querySelector('.jupyter-widgets, .widget-container, .lm-Widget');
-    return w ? [w.getBoundingClientRect().height, w.querySelectorAll('*').length, host.innerText.length] : null;
-  });
-  if (rendered.every(r => r && r[0] > 0) || Date.now() - start > 30000) {
-    done({views: views.length, rendered: rendered,
-          sliders: document.querySelectorAll('.widget-slider, .jupyter-widget-slider, .widget-hslider').length,
-          requirejs: typeof window.require === 'function' && typeof window.define === 'function'});
-  } else { setTimeout(poll, 100); }
-})();
-"""
 
 
 def test_the_widget_manager_is_vendored_and_matches_its_checksums():
@@ -191,8 +171,7 @@ def test_screenshots_of_key_pages(site, browser, theme):
     assert {"intro", "theory", "lab"} <= set(shots), shots
     for name, page in shots.items():
         open_page(browser, f"{site}/{page}", theme=theme)
-        if name == "widget":
-            browser.execute_async_script(WIDGET_VIEWS)
+        if name == "widget":          # open_page waited until the widget views were drawn
             browser.execute_script(
                 "document.querySelector('script[type=\"application/vnd.jupyter.widget-view+json\"]')"
                 ".parentElement.scrollIntoView({block: 'center'})")
